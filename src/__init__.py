@@ -1,0 +1,1 @@
+"""srsuite: single-image super-resolution experiments with PyTorch Lightning and Hydra."""

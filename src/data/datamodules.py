@@ -1,0 +1,242 @@
+"""LightningDataModules. CPU workers decode images and cut uint8 HR patches; the LR batch is made on the
+training device in ``on_after_batch_transfer`` by the degradation pipeline (fp32, outside autocast)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from src.data.datasets import FullImageDataset, PairedPatchDataset, RandomPatchDataset
+from src.data.image_io import list_images
+from src.data.sample_photos import sample_photo_paths
+
+Degradation = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _require_images(folder: str | Path, key: str, layout: str) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{key}: folder not found: {folder.resolve()}\nExpected layout:\n{layout}\n"
+            "Set data.root=<dir> or the SR_DATA environment variable to the folder that holds it."
+        )
+    images = list_images(folder)
+    if not images:
+        raise FileNotFoundError(f"{key}: no image files (png/jpg/bmp/tif/webp) in {folder.resolve()}")
+    return images
+
+
+class SRDataModule(L.LightningDataModule):
+    """Shared loaders and the on-device LR synthesis. Subclasses fill ``self.train_set`` / ``self.val_set``.
+
+    Args:
+        scale: SR scale factor.
+        degradation: HR float batch (N, C, H, W) in [0, 1] -> LR float batch; injected by ``src.train``.
+        patch_size: HR training patch side in pixels (multiple of ``scale``).
+        batch_size: training batch size (per device).
+        num_workers: CPU loader processes (0 = load in the main process).
+        repeat: passes over the training images per epoch (one random patch per image per pass).
+        cache: keep decoded images in memory.
+        val_name: data-set name in logged metric keys, ``val/<val_name>/psnr_y``.
+        val_crop: centre crop (HR px) of validation images, ``None`` for whole images.
+        val_limit: use only the first N validation images (``None``: all).
+        root: base folder that the config's paths are built from (``SR_DATA`` or ``./datasets``); kept so
+            that the config documents it.
+        layout: the expected folder layout, printed when a folder is missing.
+    """
+
+    def __init__(
+        self,
+        scale: int,
+        degradation: Degradation | None = None,
+        patch_size: int = 96,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        repeat: int = 1,
+        cache: bool = True,
+        val_name: str = "val",
+        val_crop: int | None = None,
+        val_limit: int | None = None,
+        root: str | None = None,
+        layout: str = "",
+    ) -> None:
+        super().__init__()
+        if patch_size % scale:
+            raise ValueError(f"data.patch_size={patch_size} must be a multiple of scale={scale}")
+        self.scale = scale
+        self.degradation = degradation
+        self.patch_size = patch_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.repeat = repeat
+        self.cache = cache
+        self.val_name = val_name
+        self.val_crop = val_crop
+        self.val_limit = val_limit
+        self.root = root
+        self.layout = layout
+        self.train_set: torch.utils.data.Dataset | None = None
+        self.val_set: FullImageDataset | None = None
+
+    # ---- subclasses provide the file lists -------------------------------------------------------------
+    def train_files(self) -> list[Path]:
+        raise NotImplementedError
+
+    def val_files(self) -> tuple[list[Path], list[Path] | None]:
+        """(HR files, LR files or None)."""
+        raise NotImplementedError
+
+    def build_train_set(self) -> torch.utils.data.Dataset:
+        return RandomPatchDataset(self.train_files(), self.patch_size, self.scale, self.repeat, self.cache)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self.build_train_set()
+        if self.val_set is None:
+            hr, lr = self.val_files()
+            if self.val_limit is not None:
+                hr, lr = hr[: self.val_limit], (lr[: self.val_limit] if lr is not None else None)
+            self.val_set = FullImageDataset(hr, self.scale, lr, crop=self.val_crop, cache=self.cache)
+
+    # ---- loaders ------------------------------------------------------------------------------------------
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=min(self.num_workers, 1))
+
+    # ---- on-device LR synthesis ---------------------------------------------------------------------------
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """uint8 HR (and LR, for paired data) -> float in [0, 1]; LR made by the degradation when absent."""
+        hr = batch["hr"]
+        if hr.dtype == torch.uint8:
+            hr = hr.float().div_(255.0)
+        batch["hr"] = hr
+        if "lr" in batch:
+            lr = batch["lr"]
+            batch["lr"] = lr.float().div_(255.0) if lr.dtype == torch.uint8 else lr
+        else:
+            if self.degradation is None:
+                raise RuntimeError("the DataModule has no degradation to make LR images (set degradation=…)")
+            batch["lr"] = self.degradation(hr)
+        return batch
+
+
+class SampleDataModule(SRDataModule):
+    """The embedded default: photos from the scikit-image wheel (see ``src.data.sample_photos``)."""
+
+    def __init__(self, train_photos: Sequence[str], val_photos: Sequence[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        overlap = set(train_photos) & set(val_photos)
+        if overlap:
+            raise ValueError(f"data.train_photos and data.val_photos overlap: {sorted(overlap)}")
+        self.train_photos, self.val_photos = list(train_photos), list(val_photos)
+
+    def train_files(self) -> list[Path]:
+        return sample_photo_paths(self.train_photos)
+
+    def val_files(self) -> tuple[list[Path], None]:
+        return sample_photo_paths(self.val_photos), None
+
+
+class FolderDataModule(SRDataModule):
+    """HR images from one or more folders (DIV2K, Flickr2K, DF2K, any folder).
+
+    Validation comes from ``val_dirs`` when given, else from a seeded hold-out of ``val_fraction`` of the
+    training images (never both, never neither).
+    """
+
+    def __init__(
+        self,
+        train_dirs: Sequence[str],
+        val_dirs: Sequence[str] | None = None,
+        val_fraction: float | None = None,
+        split_seed: int = 0,
+        path: str | None = None,
+        **kwargs,
+    ) -> None:
+        """``path``: the single image folder of ``data=folder`` (referenced by its ``train_dirs``)."""
+        super().__init__(**kwargs)
+        self.path = path
+        if (val_dirs is None) == (val_fraction is None):
+            raise ValueError("data: give exactly one of val_dirs (a validation folder) or val_fraction (hold-out)")
+        if val_fraction is not None and not 0 < val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        self.train_dirs = list(train_dirs)
+        self.val_dirs = list(val_dirs) if val_dirs is not None else None
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self._split: tuple[list[Path], list[Path]] | None = None
+
+    def _all_train(self) -> list[Path]:
+        return [p for d in self.train_dirs for p in _require_images(d, "data.train_dirs", self.layout)]
+
+    def _holdout(self) -> tuple[list[Path], list[Path]]:
+        if self._split is None:
+            files = self._all_train()
+            order = list(range(len(files)))
+            random.Random(self.split_seed).shuffle(order)
+            n_val = max(1, round(self.val_fraction * len(files)))
+            if n_val >= len(files):
+                raise ValueError(f"data.val_fraction={self.val_fraction} leaves no training image of {len(files)}")
+            val_idx = set(order[:n_val])
+            self._split = (
+                [f for i, f in enumerate(files) if i not in val_idx],
+                [f for i, f in enumerate(files) if i in val_idx],
+            )
+        return self._split
+
+    def train_files(self) -> list[Path]:
+        return self._holdout()[0] if self.val_fraction is not None else self._all_train()
+
+    def val_files(self) -> tuple[list[Path], None]:
+        if self.val_fraction is not None:
+            return self._holdout()[1], None
+        return [p for d in self.val_dirs for p in _require_images(d, "data.val_dirs", self.layout)], None
+
+
+def _pair_by_name(lr_dir: str | Path, hr_dir: str | Path, key: str, layout: str) -> tuple[list[Path], list[Path]]:
+    """Match LR files to HR files by stem (BasicSR's ``0001x4.png`` naming is accepted for ``0001.png``)."""
+    hr_files = _require_images(hr_dir, f"{key} (HR)", layout)
+    lr_files = _require_images(lr_dir, f"{key} (LR)", layout)
+    lr_by_stem = {p.stem: p for p in lr_files}
+    lr_matched = []
+    for hr in hr_files:
+        candidates = [hr.stem] + [f"{hr.stem}x{s}" for s in (2, 3, 4, 8)]
+        match = next((lr_by_stem[c] for c in candidates if c in lr_by_stem), None)
+        if match is None:
+            raise FileNotFoundError(f"{key}: no LR file in {lr_dir} for HR file {hr.name}")
+        lr_matched.append(match)
+    return lr_matched, hr_files
+
+
+class PairedFolderDataModule(SRDataModule):
+    """Paired LR/HR folders (files matched by name): no degradation is run; the LR files are the input."""
+
+    def __init__(
+        self, train_lr_dir: str, train_hr_dir: str, val_lr_dir: str, val_hr_dir: str, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.train_lr_dir, self.train_hr_dir = train_lr_dir, train_hr_dir
+        self.val_lr_dir, self.val_hr_dir = val_lr_dir, val_hr_dir
+
+    def build_train_set(self) -> PairedPatchDataset:
+        lr, hr = _pair_by_name(self.train_lr_dir, self.train_hr_dir, "data.train_lr_dir/train_hr_dir", self.layout)
+        return PairedPatchDataset(lr, hr, self.patch_size, self.scale, self.repeat, self.cache)
+
+    def val_files(self) -> tuple[list[Path], list[Path]]:
+        lr, hr = _pair_by_name(self.val_lr_dir, self.val_hr_dir, "data.val_lr_dir/val_hr_dir", self.layout)
+        return hr, lr

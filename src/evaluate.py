@@ -1,0 +1,21 @@
+"""Score a method on benchmark sets: ``python -m src.evaluate model=<m> [ckpt_path=…] benchmarks.root=…``.
+
+See ``conf/evaluate.yaml``; ``src.evaluation.run.evaluate`` does the work.
+"""
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import src.config  # noqa: F401  (registers the config resolvers)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    from src.evaluation.run import evaluate
+
+    evaluate(cfg, HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()

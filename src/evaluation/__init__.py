@@ -1,0 +1,1 @@
+"""Scoring SR outputs with the paper protocol, result tables and comparison images."""

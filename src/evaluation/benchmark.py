@@ -1,0 +1,111 @@
+"""Benchmark sets in the standard layout, and scoring a method over them with the paper protocol.
+
+Layout (any set name works: Set5, Set14, BSD100, Urban100, Manga109, your own)::
+
+    <root>/<Set>/HR/<name>.png
+    <root>/<Set>/LR_bicubic/X<s>/<name>.png     optional; same file names; MATLAB bicubic of modcrop(HR, s)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from src.data.image_io import list_images, load_image
+from src.degradations import imresize, modcrop
+from src.evaluation.results import ImageScore, score_image
+
+LR_MODES = ("auto", "files", "generate")
+LAYOUT = "<root>/<Set>/HR/<name>.png  [+ <root>/<Set>/LR_bicubic/X<s>/<name>.png]"
+
+
+@dataclass
+class BenchmarkImage:
+    """One benchmark image: ``hr`` float (C, H, W) in [0, 1] modcropped to the scale (C = 1 for gray
+    files), ``lr`` float (C, H/s, W/s), and whether the LR came from a file or from our imresize."""
+
+    name: str
+    hr: torch.Tensor
+    lr: torch.Tensor
+    lr_source: str
+
+
+def generate_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """MATLAB-bicubic LR of a modcropped HR (C, H, W), rounded to 8-bit levels like the published files."""
+    return (imresize(hr, 1.0 / scale).clamp(0, 1) * 255.0).round() / 255.0
+
+
+def load_benchmark_set(root: str | Path, set_name: str, scale: int, lr_mode: str = "auto") -> list[BenchmarkImage]:
+    """Read ``<root>/<set_name>`` at ``scale``. ``lr_mode``: ``auto`` uses LR files when the folder exists and
+    generates them otherwise; ``files`` requires them; ``generate`` always makes them with our imresize."""
+    if lr_mode not in LR_MODES:
+        raise ValueError(f"benchmarks.lr={lr_mode!r}: expected one of {LR_MODES}")
+    set_dir = Path(root) / set_name
+    hr_dir = set_dir / "HR"
+    if not hr_dir.is_dir():
+        raise FileNotFoundError(
+            f"benchmark set {set_name!r}: folder not found: {hr_dir.resolve()}\n"
+            f"Expected layout: {LAYOUT} (set benchmarks.root=<dir>)"
+        )
+    lr_dir = set_dir / "LR_bicubic" / f"X{scale}"
+    use_files = lr_mode == "files" or (lr_mode == "auto" and lr_dir.is_dir())
+    if lr_mode == "files" and not lr_dir.is_dir():
+        raise FileNotFoundError(f"benchmarks.lr=files but {lr_dir.resolve()} does not exist")
+    images = []
+    for hr_path in list_images(hr_dir):
+        hr = modcrop(load_image(hr_path), scale)
+        if use_files:
+            lr_path = lr_dir / hr_path.name
+            if not lr_path.is_file():
+                raise FileNotFoundError(f"LR file missing for {hr_path.name}: expected {lr_path}")
+            lr = load_image(lr_path, channels=hr.shape[0] if hr.shape[0] == 3 else None)
+            if lr.shape[0] != hr.shape[0]:
+                lr = lr.mean(0, keepdim=True) if hr.shape[0] == 1 else lr.expand(3, -1, -1)
+            expected = (hr.shape[-2] // scale, hr.shape[-1] // scale)
+            if tuple(lr.shape[-2:]) != expected:
+                raise ValueError(
+                    f"{lr_path}: LR size {tuple(lr.shape[-2:])}, expected {expected} = modcrop(HR, {scale}) / {scale}"
+                )
+            images.append(BenchmarkImage(hr_path.name, hr, lr, "file"))
+        else:
+            images.append(BenchmarkImage(hr_path.name, hr, generate_lr(hr, scale), "imresize"))
+    if not images:
+        raise FileNotFoundError(f"no images in {hr_dir.resolve()}")
+    return images
+
+
+@torch.no_grad()
+def score_set(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: list[BenchmarkImage],
+    method: str,
+    set_name: str,
+    scale: int,
+    y_rounding: bool = True,
+    device: torch.device | str = "cpu",
+    keep_outputs: set[str] | None = None,
+) -> tuple[list[ImageScore], dict[str, torch.Tensor]]:
+    """Run ``model`` (LR (1, 3, h, w) -> SR (1, 3, sh, sw), floats in [0, 1]) on every image and score it.
+
+    Gray images are fed as 3 equal channels and scored on gray values. Returns the per-image scores and the
+    SR outputs (C, H, W, on the CPU) of the images named in ``keep_outputs``.
+    """
+    scores, kept = [], {}
+    for img in images:
+        lr = img.lr.unsqueeze(0).to(device)
+        if lr.shape[1] == 1:
+            lr = lr.expand(-1, 3, -1, -1)
+        sr = model(lr).clamp(0, 1)[0].float().cpu()
+        if tuple(sr.shape[-2:]) != tuple(img.hr.shape[-2:]):
+            raise RuntimeError(
+                f"{method} produced {tuple(sr.shape[-2:])} for {set_name}/{img.name}, "
+                f"expected {tuple(img.hr.shape[-2:])}"
+            )
+        psnr, ssim = score_image(sr, img.hr, scale, y_rounding)
+        scores.append(ImageScore(method, set_name, scale, img.name, psnr, ssim))
+        if keep_outputs and img.name in keep_outputs:
+            kept[img.name] = sr
+    return scores, kept

@@ -1,0 +1,30 @@
+"""Pixel losses: L1, MSE (L2) and Charbonnier, on float images in [0, 1]."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+PIXEL_LOSSES = ("l1", "mse", "charbonnier")
+
+
+class CharbonnierLoss(nn.Module):
+    """mean(sqrt((x - y)^2 + eps^2)), a differentiable L1 (LapSRN). ``eps`` in image units (1e-3 = 0.26/255)."""
+
+    def __init__(self, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt((pred - target) ** 2 + self.eps**2).mean()
+
+
+def build_pixel_loss(name: str) -> nn.Module:
+    """``'l1'`` | ``'mse'`` | ``'charbonnier'`` -> a loss module taking (pred, target) of equal shape."""
+    if name == "l1":
+        return nn.L1Loss()
+    if name == "mse":
+        return nn.MSELoss()
+    if name == "charbonnier":
+        return CharbonnierLoss()
+    raise ValueError(f"unknown pixel loss {name!r}: expected one of {', '.join(PIXEL_LOSSES)}")

@@ -1,0 +1,56 @@
+"""How a network is applied to an LR image: input mode (LR or pre-upsampled) and colour mode (RGB or Y)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from src.colorspace import rgb_to_ycbcr, ycbcr_to_rgb
+from src.degradations import imresize
+
+
+class SRForward(nn.Module):
+    """Wraps a network so that every method maps RGB LR (N, 3, h, w) in [0, 1] to RGB SR (N, 3, sh, sw).
+
+    Args:
+        net: the architecture; parameters are registered under ``net.``.
+        scale: SR scale factor.
+        input: ``"lr"`` feeds the LR image; ``"bicubic"`` feeds its MATLAB-bicubic upsampling (SRCNN, VDSR).
+        color: ``"rgb"`` feeds RGB; ``"y"`` feeds the MATLAB Y channel only and takes Cb/Cr from bicubic.
+        channels_last: convert the network and its input to ``channels_last`` memory format.
+    """
+
+    def __init__(
+        self, net: nn.Module, scale: int, input: str = "lr", color: str = "rgb", channels_last: bool = False
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.scale = int(scale)
+        self.input = input
+        self.color = color
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def _prepare(self, lr: torch.Tensor) -> torch.Tensor:
+        if lr.ndim != 4:
+            raise ValueError(f"expected an LR batch (N, C, h, w), got shape {tuple(lr.shape)}")
+        return imresize(lr, float(self.scale)) if self.input == "bicubic" else lr
+
+    def predict_y(self, lr: torch.Tensor) -> torch.Tensor:
+        """Y-channel models: LR RGB (N, 3, h, w) -> predicted Y (N, 1, sh, sw) in [0, 1] units."""
+        x = rgb_to_ycbcr(self._prepare(lr))[:, :1]
+        return self._run(x)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        if self.color == "rgb":
+            return self._run(self._prepare(lr))
+        x = rgb_to_ycbcr(self._prepare(lr))
+        y = self._run(x[:, :1])
+        cbcr = x[:, 1:] if self.input == "bicubic" else rgb_to_ycbcr(imresize(lr, float(self.scale)))[:, 1:]
+        return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))

@@ -1,0 +1,244 @@
+"""Paper-protocol fidelity metrics: PSNR and SSIM on the Y channel, as SR papers compute them in MATLAB.
+
+Protocol (per image; a set's score is the mean of the per-image scores):
+
+1. ``quantize``: clamp to [0, 1], multiply by 255, round -> uint8 values (kept as float64).
+2. Shave ``crop_border`` pixels (usually the scale factor) from every border.
+3. ``channel="y"``: an RGB image is converted to luminance with MATLAB ``rgb2ycbcr``
+   (``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` for R, G, B in [0, 255]), rounded to an integer
+   as MATLAB does for uint8 images (``y_rounding=False`` keeps it unrounded, BasicSR's choice).
+   A single-channel (grayscale) ground truth is scored on its gray values directly, as the MATLAB test
+   code does (it only calls ``rgb2ycbcr`` when the image has 3 channels). A 3-channel SR output of a gray
+   ground truth (e.g. a network fed the gray image expanded to RGB) is converted to gray with MATLAB
+   ``rgb2gray`` weights (0.2989, 0.5870, 0.1140; full range, so R = G = B gives back the gray value),
+   never to the 16..235 Y range, which would not be comparable with the 0..255 gray ground truth.
+   ``channel="rgb"``: all channels of an RGB pair are scored (a gray ground truth as above).
+4. PSNR in float64 with peak 255; SSIM (Wang et al. 2004) with an 11x11 Gaussian window (sigma 1.5,
+   normalised), 'valid' filtering, ``C1 = (0.01 * 255)^2``, ``C2 = (0.03 * 255)^2``, mean of the SSIM map;
+   channels are scored separately and averaged.
+
+All functions take float tensors (C, H, W) with values in [0, 1], C = 3 (RGB) or 1 (gray), on any device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "rgb_to_y",
+    "rgb_to_gray",
+    "quantize",
+    "psnr",
+    "ssim",
+    "psnr_y",
+    "ssim_y",
+    "prepare_for_scoring",
+]
+
+Channel = Literal["y", "rgb"]
+
+# MATLAB rgb2ycbcr for uint8: T = (1/255) * [65.481 128.553 24.966], offset 16 (output already in 0..255).
+_Y_COEFFS = tuple((1.0 / 255.0) * c for c in (65.481, 128.553, 24.966))
+# MATLAB rgb2gray coefficients (first row of inv of the NTSC matrix, as MATLAB stores them).
+_GRAY_COEFFS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
+def _round_half_away(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``round``: halves go away from zero (torch.round rounds halves to even)."""
+    return torch.sign(x) * torch.floor(x.abs() + 0.5)
+
+
+def quantize(img: torch.Tensor) -> torch.Tensor:
+    """Float image in [0, 1] (any shape) -> float64 uint8 values in [0, 255]: clamp, x255, round.
+
+    Rounding is half away from zero (MATLAB ``uint8()``); values are non-negative after clamping.
+    """
+    return torch.floor(img.detach().to(torch.float64).clamp(0.0, 1.0) * 255.0 + 0.5)
+
+
+def rgb_to_y(img: torch.Tensor, rounding: bool = True) -> torch.Tensor:
+    """MATLAB ``rgb2ycbcr`` luminance of a uint8-valued RGB image.
+
+    Args:
+        img: float64 tensor (3, H, W) (or (..., 3, H, W)) holding integer values in [0, 255].
+        rounding: round Y to an integer, half away from zero, as MATLAB does for uint8 images;
+            ``False`` keeps the unrounded value (BasicSR's choice).
+
+    Returns:
+        float64 tensor (H, W) (or (..., H, W)) with Y in [16, 235].
+    """
+    if img.ndim < 3 or img.shape[-3] != 3:
+        raise ValueError(f"rgb_to_y expects a (..., 3, H, W) tensor, got shape {tuple(img.shape)}")
+    img = img.to(torch.float64)
+    r, g, b = img.unbind(dim=-3)
+    # imlincomb's order: K1*R + K2*G + K3*B + offset, accumulated in double.
+    y = _Y_COEFFS[0] * r + _Y_COEFFS[1] * g + _Y_COEFFS[2] * b + 16.0
+    return _round_half_away(y) if rounding else y
+
+
+def rgb_to_gray(img: torch.Tensor, rounding: bool = True) -> torch.Tensor:
+    """MATLAB ``rgb2gray`` of a uint8-valued RGB image: float64 (..., 3, H, W) in [0, 255] -> (..., H, W).
+
+    Full range (weights sum to 1), so an image with R = G = B gives back its gray values.
+    """
+    if img.ndim < 3 or img.shape[-3] != 3:
+        raise ValueError(f"rgb_to_gray expects a (..., 3, H, W) tensor, got shape {tuple(img.shape)}")
+    img = img.to(torch.float64)
+    r, g, b = img.unbind(dim=-3)
+    gray = _GRAY_COEFFS[0] * r + _GRAY_COEFFS[1] * g + _GRAY_COEFFS[2] * b
+    return _round_half_away(gray) if rounding else gray
+
+
+def _check_pair(sr: torch.Tensor, hr: torch.Tensor) -> None:
+    if sr.ndim != 3 or hr.ndim != 3:
+        raise ValueError(
+            f"expected (C, H, W) tensors, got sr shape {tuple(sr.shape)} and hr shape {tuple(hr.shape)}"
+        )
+    if sr.shape[0] not in (1, 3) or hr.shape[0] not in (1, 3):
+        raise ValueError(
+            f"expected 1 or 3 channels, got sr shape {tuple(sr.shape)} and hr shape {tuple(hr.shape)}"
+        )
+    same = sr.shape == hr.shape
+    gray_gt = sr.shape[0] == 3 and hr.shape[0] == 1 and sr.shape[1:] == hr.shape[1:]
+    if not (same or gray_gt):
+        raise ValueError(
+            f"sr and hr shapes differ: sr {tuple(sr.shape)} vs hr {tuple(hr.shape)} "
+            "(only a 3-channel sr with a 1-channel gray hr of the same size is accepted)"
+        )
+
+
+def prepare_for_scoring(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    crop_border: int,
+    channel: Channel = "y",
+    y_rounding: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply steps 1-3 of the protocol (quantize, shave, colour handling).
+
+    Args:
+        sr, hr: float tensors (C, H, W) in [0, 1]; C = 3 or 1, equal shapes, or sr 3-channel with a gray hr.
+        crop_border: pixels shaved from every border (>= 0).
+        channel: ``"y"`` (luminance) or ``"rgb"`` (all channels).
+        y_rounding: round the luminance to integers as MATLAB does for uint8 images.
+
+    Returns:
+        Two float64 tensors (K, H - 2b, W - 2b) of values in [0, 255]: K = 1 for Y or gray, 3 for RGB.
+    """
+    _check_pair(sr, hr)
+    if channel not in ("y", "rgb"):
+        raise ValueError(f"channel must be 'y' or 'rgb', got {channel!r}")
+    crop_border = int(crop_border)
+    h, w = hr.shape[-2:]
+    if crop_border < 0 or 2 * crop_border >= min(h, w):
+        raise ValueError(f"crop_border={crop_border} leaves nothing of a {h}x{w} image")
+
+    sr_q = quantize(sr)
+    hr_q = quantize(hr.to(sr.device))
+    if crop_border > 0:
+        sr_q = sr_q[:, crop_border:-crop_border, crop_border:-crop_border]
+        hr_q = hr_q[:, crop_border:-crop_border, crop_border:-crop_border]
+
+    if hr_q.shape[0] == 1:  # gray ground truth: score gray values, no Y conversion (MATLAB test code)
+        if sr_q.shape[0] == 3:
+            sr_q = rgb_to_gray(sr_q, rounding=y_rounding).unsqueeze(0)
+        return sr_q, hr_q
+    if channel == "y":
+        return (
+            rgb_to_y(sr_q, rounding=y_rounding).unsqueeze(0),
+            rgb_to_y(hr_q, rounding=y_rounding).unsqueeze(0),
+        )
+    return sr_q, hr_q
+
+
+def _psnr_255(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = torch.mean((a - b) ** 2).item()
+    if mse == 0:
+        return math.inf
+    return 10.0 * math.log10(255.0**2 / mse)
+
+
+def psnr(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    crop_border: int,
+    channel: Channel = "y",
+    y_rounding: bool = True,
+) -> float:
+    """Paper-protocol PSNR in dB (peak 255, float64) of one image pair.
+
+    Args:
+        sr, hr: float tensors (C, H, W) in [0, 1], C = 3 (RGB) or 1 (gray); see the module docstring.
+        crop_border: pixels shaved from every border (the scale factor in SR papers).
+        channel: ``"y"`` (MATLAB luminance; gray images as they are) or ``"rgb"`` (MSE over all channels).
+        y_rounding: round Y to integers as MATLAB does for uint8 images (``False``: BasicSR).
+
+    Returns:
+        PSNR in dB; ``inf`` for identical (quantized, shaved) images.
+    """
+    a, b = prepare_for_scoring(sr, hr, crop_border, channel, y_rounding)
+    return _psnr_255(a, b)
+
+
+def _gaussian_window_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """1-D factor of MATLAB ``fspecial('gaussian', size, sigma)`` (its outer product is that 2-D window)."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    g = torch.exp(-(x**2) / (2.0 * sigma**2))
+    return g / g.sum()
+
+
+def _ssim_maps(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """SSIM map per channel: a, b float64 (K, H, W) in [0, 255] -> (K, H - 10, W - 10)."""
+    c1 = (0.01 * 255.0) ** 2
+    c2 = (0.03 * 255.0) ** 2
+    g = _gaussian_window_1d().to(a.device)
+    k = g.numel()
+    if a.shape[-1] < k or a.shape[-2] < k:
+        raise ValueError(f"SSIM needs at least {k}x{k} pixels after cropping, got {tuple(a.shape[-2:])}")
+    # Five quantities, filtered together: (5 * K, 1, H, W) through a separable 'valid' Gaussian.
+    stack = torch.cat([a, b, a * a, b * b, a * b], dim=0).unsqueeze(1)
+    stack = F.conv2d(stack, g.view(1, 1, k, 1))
+    stack = F.conv2d(stack, g.view(1, 1, 1, k))
+    mu_a, mu_b, e_aa, e_bb, e_ab = stack.squeeze(1).chunk(5, dim=0)
+    mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+    var_a = e_aa - mu_aa
+    var_b = e_bb - mu_bb
+    cov = e_ab - mu_ab
+    return ((2.0 * mu_ab + c1) * (2.0 * cov + c2)) / ((mu_aa + mu_bb + c1) * (var_a + var_b + c2))
+
+
+def ssim(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    crop_border: int,
+    channel: Channel = "y",
+    y_rounding: bool = True,
+) -> float:
+    """Paper-protocol SSIM (Wang et al. 2004) of one image pair, in [-1, 1] (1 for identical images).
+
+    11x11 Gaussian window (sigma 1.5), 'valid' filtering, C1 = (0.01*255)^2, C2 = (0.03*255)^2, mean of
+    the SSIM map; no automatic downsampling (unlike MATLAB's later ``ssim.m``); RGB: mean over channels.
+
+    Args:
+        sr, hr: float tensors (C, H, W) in [0, 1], C = 3 (RGB) or 1 (gray); see the module docstring.
+        crop_border: pixels shaved from every border (the scale factor in SR papers).
+        channel: ``"y"`` or ``"rgb"``.
+        y_rounding: round Y to integers as MATLAB does for uint8 images (``False``: BasicSR).
+    """
+    a, b = prepare_for_scoring(sr, hr, crop_border, channel, y_rounding)
+    maps = _ssim_maps(a, b)
+    return maps.mean(dim=(-2, -1)).mean().item()
+
+
+def psnr_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_rounding: bool = True) -> float:
+    """``psnr(sr, hr, crop_border, channel="y", y_rounding=y_rounding)``; (C, H, W) in [0, 1] -> dB."""
+    return psnr(sr, hr, crop_border, channel="y", y_rounding=y_rounding)
+
+
+def ssim_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_rounding: bool = True) -> float:
+    """``ssim(sr, hr, crop_border, channel="y", y_rounding=y_rounding)``; (C, H, W) in [0, 1]."""
+    return ssim(sr, hr, crop_border, channel="y", y_rounding=y_rounding)

@@ -1,0 +1,20 @@
+"""Train an SR method: ``python -m src.train [model=… data=… degradation=… scale=… trainer.…=…]``.
+
+See ``conf/train.yaml`` for the config groups; ``src.training.train`` does the work.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+import src.config  # noqa: F401  (registers the ${mul:…} / ${sr.channels:…} resolvers)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from src.training import train
+
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""What ``python -m src.train`` does: validate the config, build data/method/trainer from it, fit, report."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from src.callbacks import ValidationPanels
+from src.config import ConfigError, validate
+from src.evaluation.heldout import heldout_report
+
+log = logging.getLogger(__name__)
+
+TRAIN_KEYS = (
+    "model", "data", "degradation", "trainer", "strategy", "logger", "scale", "seed", "ckpt_path",
+    "run_name", "channels_last", "metrics", "checkpoint", "report", "experiment",
+)
+
+
+def run_dir() -> Path:
+    """The Hydra run folder of this job (``hydra.run.dir`` / the sweep subdir)."""
+    try:
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # not running under Hydra (tests that call ``train`` directly)
+        return Path.cwd()
+
+
+def build_strategy(cfg: DictConfig) -> Any:
+    """``strategy`` group -> a Lightning strategy object, or its registered name (``auto``)."""
+    if "_target_" in cfg:
+        return instantiate(cfg)
+    name = cfg.get("name")
+    if name != "auto":
+        raise ConfigError(f"strategy.name={name!r}: only 'auto' has no _target_; see conf/strategy/")
+    return "auto"
+
+
+def build_loggers(cfg: DictConfig | None) -> list:
+    if not cfg:
+        return []
+    return [instantiate(node) for node in cfg.values()]
+
+
+def build_callbacks(cfg: DictConfig, val_name: str, has_loggers: bool) -> list[Callback]:
+    monitor = f"val/{val_name}/psnr_y"
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir() / "checkpoints",
+            filename="best",
+            monitor=monitor,
+            mode="max",
+            save_top_k=cfg.checkpoint.save_top_k,
+            save_last=cfg.checkpoint.save_last,
+            every_n_train_steps=cfg.checkpoint.every_n_train_steps,
+            auto_insert_metric_name=False,
+        ),
+        ValidationPanels(num_images=cfg.report.panel_images, crop=cfg.report.crop),
+    ]
+    if has_loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.trainer.get("enable_progress_bar", True):
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar())
+    return callbacks
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Run one training job described by a composed ``conf/train.yaml``; returns the best validation
+    PSNR (Y, dB) for sweepers, or ``None`` when nothing was trained."""
+    validate(cfg, TRAIN_KEYS)
+    method_cls = get_class(cfg.model._target_)
+    if not getattr(method_cls, "trainable", True) or not issubclass(method_cls, L.LightningModule):
+        print(
+            f"model={cfg.model.name} has no parameters to train. "
+            f"Score it with: python -m src.evaluate model={cfg.model.name}"
+        )
+        return None
+
+    L.seed_everything(cfg.seed, workers=True)
+    out = run_dir()
+    degradation = instantiate(cfg.degradation)
+    datamodule = instantiate(cfg.data, degradation=degradation)
+    method = instantiate(cfg.model, _recursive_=False)
+    loggers = build_loggers(cfg.get("logger"))
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer = L.Trainer(
+        **trainer_kwargs,
+        strategy=build_strategy(cfg.strategy),
+        logger=loggers or False,
+        callbacks=build_callbacks(cfg, datamodule.val_name, bool(loggers)),
+        default_root_dir=str(out),
+    )
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(method, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_score if checkpoint is not None else None
+    if trainer.is_global_zero and cfg.report.enabled:
+        _final_report(cfg, method, datamodule, degradation, checkpoint, out)
+    return float(best) if best is not None and math.isfinite(float(best)) else None
+
+
+def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path) -> None:
+    """Reload the best weights and print the held-out table next to bicubic (rank 0 only)."""
+    if checkpoint is not None and checkpoint.best_model_path:
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        method.load_state_dict(state)
+        which = f"best checkpoint ({Path(checkpoint.best_model_path).name})"
+    else:
+        which = "final weights"
+    method = method.to("cpu").eval()
+    datamodule.setup("validate")
+    items = [datamodule.val_set[i] for i in range(len(datamodule.val_set))]
+    _, table = heldout_report(
+        method,
+        items,
+        degradation,
+        scale=cfg.scale,
+        method_name=cfg.model.name,
+        set_name=datamodule.val_name,
+        out_dir=out,
+        y_rounding=cfg.metrics.y_rounding,
+        panel_images=cfg.report.panel_images,
+        crop=cfg.report.crop,
+    )
+    print(f"\nHeld-out PSNR / SSIM (Y, {cfg.scale} px shaved) of the {which}, x{cfg.scale}:\n{table}")
+    print(f"\nRun folder: {out}\n  results.csv, per_image.csv, comparison.png, checkpoints/, csv/metrics.csv")

@@ -56,8 +56,9 @@ def _suggest(key: str, valid: Iterable[str]) -> str:
 def _parameters(target: Any) -> tuple[set[str], bool]:
     """(named parameters, accepts **kwargs) of a class constructor or a function."""
     names, var_kw = _parameters_of_func(target.__init__ if inspect.isclass(target) else target)
-    if var_kw and inspect.isclass(target):
-        # collect the named parameters of the base classes that **kwargs is forwarded to
+    if var_kw and inspect.isclass(target) and target.__module__.startswith("src."):
+        # our classes forward **kwargs to their base class: collect the base classes' named parameters
+        # (third-party **kwargs go elsewhere, e.g. DDPStrategy's to DistributedDataParallel: not checked)
         for base in target.__mro__[1:]:
             if base is object or "__init__" not in base.__dict__:
                 continue
@@ -122,3 +123,26 @@ def validate(cfg: DictConfig, top_level: Iterable[str], trainer_key: str | None 
         names, _ = _parameters_of_func(lightning.Trainer.__init__)
         managed = {"callbacks", "logger", "strategy", "default_root_dir", "plugins"}
         check_keys(cfg[trainer_key], trainer_key, names - managed, "lightning.Trainer")
+
+
+def exit_on_user_error(func):
+    """Decorator for entry points: a config or input problem (:class:`ConfigError`, a missing file, a bad
+    value) prints one ``error: …`` line to stderr and exits with status 2 instead of a traceback. Set
+    ``SRSUITE_TRACEBACK=1`` to see the traceback."""
+    import functools
+    import os
+    import sys
+
+    from omegaconf.errors import OmegaConfBaseException
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, FileNotFoundError, ValueError, OmegaConfBaseException) as exc:
+            if os.environ.get("SRSUITE_TRACEBACK"):
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

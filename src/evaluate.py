@@ -7,10 +7,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import src.config  # noqa: F401  (registers the config resolvers)
+from src.config import exit_on_user_error
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@exit_on_user_error
 def main(cfg: DictConfig) -> None:
     from src.evaluation.run import evaluate
 

@@ -6,10 +6,11 @@ See ``conf/train.yaml`` for the config groups; ``src.training.train`` does the w
 import hydra
 from omegaconf import DictConfig
 
-import src.config  # noqa: F401  (registers the ${mul:…} / ${sr.channels:…} resolvers)
+from src.config import exit_on_user_error
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
     from src.training import train
 

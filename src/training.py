@@ -34,6 +34,15 @@ def run_dir() -> Path:
         return Path.cwd()
 
 
+def _route_lightning_logs() -> None:
+    """Lightning adds its own console handler; drop it so each message is printed once (by Hydra's
+    handler, which also writes it to the run folder's log file)."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
 def build_strategy(cfg: DictConfig) -> Any:
     """``strategy`` group -> a Lightning strategy object, or its registered name (``auto``)."""
     if "_target_" in cfg:
@@ -86,10 +95,12 @@ def train(cfg: DictConfig) -> float | None:
         )
         return None
 
+    _route_lightning_logs()
     L.seed_everything(cfg.seed, workers=True)
     out = run_dir()
     degradation = instantiate(cfg.degradation)
     datamodule = instantiate(cfg.data, degradation=degradation)
+    datamodule.check_files()
     method = instantiate(cfg.model, _recursive_=False)
     loggers = build_loggers(cfg.get("logger"))
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,16 @@ from src.degradations import imresize, modcrop
 
 SETS = ("Set5", "Set14")
 SCALES = (2, 3, 4)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Run this module's small tensor ops on one thread: with 2 threads on the 2-core machine, a busy core
+    (e.g. a training run beside the tests) makes every elementwise op wait on the other thread (~8x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -52,8 +62,9 @@ def _resize_1d_naive(sig: list[float], out_len: int, scale: float, aa: bool, bou
     return out
 
 
-def _imresize_naive(img: torch.Tensor, out_hw: tuple[int, int], scales: tuple[float, float], aa: bool,
-                    boundary: str = "symmetric") -> torch.Tensor:
+def _imresize_naive(
+    img: torch.Tensor, out_hw: tuple[int, int], scales: tuple[float, float], aa: bool, boundary: str = "symmetric"
+) -> torch.Tensor:
     """(C, H, W) float64 -> (C, out_h, out_w); smaller scale first, H first on ties."""
     x = img.clone()
     order = ("h", "w") if scales[0] <= scales[1] else ("w", "h")
@@ -133,8 +144,18 @@ def test_constant_image_stays_constant(boundary: str, emulate_uint8: bool, scale
 @pytest.mark.parametrize("boundary", ["symmetric", "replicate"])
 @pytest.mark.parametrize(
     "scale, size, aa",
-    [(0.5, None, True), (1 / 3, None, True), (0.25, None, True), (0.3, None, True), (0.6, None, False),
-     (2.0, None, True), (3.0, None, True), (1.7, None, True), (None, (5, 19), True), (None, (13, 4), True)],
+    [
+        (0.5, None, True),
+        (1 / 3, None, True),
+        (0.25, None, True),
+        (0.3, None, True),
+        (0.6, None, False),
+        (2.0, None, True),
+        (3.0, None, True),
+        (1.7, None, True),
+        (None, (5, 19), True),
+        (None, (13, 4), True),
+    ],
 )
 def test_matches_naive_matlab_transcription(boundary: str, scale, size, aa: bool) -> None:
     g = torch.Generator().manual_seed(1)
@@ -168,7 +189,7 @@ def test_cuda_matches_cpu() -> None:
 
 # ---------------------------------------------------------------------------------------------------------
 # Against the MATLAB-made LR files shipped in ../shared/benchmarks (SelfExSR's, older MATLAB imresize).
-@lru_cache(maxsize=None)
+@cache
 def _load(path: Path) -> torch.Tensor:
     return load_image(path).double()
 
@@ -191,8 +212,12 @@ def _lr_deltas(bench: Path, set_name: str, s: int, **kwargs) -> tuple[float, flo
 # rounded once) -> (max, mean) |Δ| per (set, scale). The LR files were made by an older MATLAB that clamps
 # boundary indices and rounds to uint8 after each pass; with those two options we are bit-exact.
 _DEFAULT_BOUNDS = {
-    ("Set5", 2): (7, 0.1486), ("Set5", 3): (7, 0.1262), ("Set5", 4): (6, 0.1174),
-    ("Set14", 2): (11, 0.1513), ("Set14", 3): (9, 0.1329), ("Set14", 4): (12, 0.1213),
+    ("Set5", 2): (7, 0.1486),
+    ("Set5", 3): (7, 0.1262),
+    ("Set5", 4): (6, 0.1174),
+    ("Set14", 2): (11, 0.1513),
+    ("Set14", 3): (9, 0.1329),
+    ("Set14", 4): (12, 0.1213),
 }
 
 

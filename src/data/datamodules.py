@@ -91,6 +91,11 @@ class SRDataModule(L.LightningDataModule):
         """(HR files, LR files or None)."""
         raise NotImplementedError
 
+    def check_files(self) -> None:
+        """List the training and validation files now, so that a missing folder fails before training."""
+        self.train_files()
+        self.val_files()
+
     def build_train_set(self) -> torch.utils.data.Dataset:
         return RandomPatchDataset(self.train_files(), self.patch_size, self.scale, self.repeat, self.cache)
 
@@ -232,6 +237,10 @@ class PairedFolderDataModule(SRDataModule):
         super().__init__(**kwargs)
         self.train_lr_dir, self.train_hr_dir = train_lr_dir, train_hr_dir
         self.val_lr_dir, self.val_hr_dir = val_lr_dir, val_hr_dir
+
+    def check_files(self) -> None:
+        _pair_by_name(self.train_lr_dir, self.train_hr_dir, "data.train_lr_dir/train_hr_dir", self.layout)
+        self.val_files()
 
     def build_train_set(self) -> PairedPatchDataset:
         lr, hr = _pair_by_name(self.train_lr_dir, self.train_hr_dir, "data.train_lr_dir/train_hr_dir", self.layout)

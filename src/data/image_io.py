@@ -48,6 +48,25 @@ def _to_array(img: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
+def _read_png16_color(path: Path) -> np.ndarray | None:
+    """A 16-bit RGB/RGBA PNG as float32 (H, W, C) in [0, 1]; ``None`` for any other file.
+
+    PIL has no 16-bit colour mode and silently reduces such files to 8 bits, so they are decoded with
+    torchvision's PNG decoder instead.
+    """
+    with open(path, "rb") as f:
+        head = f.read(26)
+    # signature (8) + IHDR length (4) + b"IHDR" (4) + width (4) + height (4) + bit depth (1) + colour type (1)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    if head[24] != 16 or head[25] not in (2, 6):  # colour type 2 = RGB, 6 = RGBA
+        return None
+    from torchvision.io import ImageReadMode, decode_png, read_file
+
+    data = decode_png(read_file(str(path)), mode=ImageReadMode.UNCHANGED)  # uint16 (C, H, W)
+    return (data.permute(1, 2, 0).to(torch.float64) / 65535.0).to(torch.float32).numpy()
+
+
 def load_image(path: str | Path, channels: int | None = None) -> torch.Tensor:
     """Read an image file as a float32 tensor (C, H, W) in [0, 1].
 
@@ -59,11 +78,14 @@ def load_image(path: str | Path, channels: int | None = None) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
-    with Image.open(path) as img:
-        img.load()
-        arr = _to_array(img, path)
+    arr = _read_png16_color(path)
+    if arr is None:
+        with Image.open(path) as img:
+            img.load()
+            arr = _to_array(img, path)
     if arr.ndim == 3 and arr.shape[2] == 4:  # 16-bit RGBA via other decoders
-        warnings.warn(f"{path}: dropping the alpha channel", stacklevel=2)
+        if arr[..., 3].min() < 1.0:
+            warnings.warn(f"{path}: dropping a non-opaque alpha channel (RGBA -> RGB)", stacklevel=2)
         arr = arr[..., :3]
     tensor = torch.from_numpy(np.ascontiguousarray(arr))
     tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()

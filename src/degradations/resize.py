@@ -97,9 +97,7 @@ def contributions(
 
 
 @lru_cache(maxsize=256)
-def _weights_cpu64(
-    in_length: int, out_length: int, scale: float, antialiasing: bool, boundary: str
-) -> torch.Tensor:
+def _weights_cpu64(in_length: int, out_length: int, scale: float, antialiasing: bool, boundary: str) -> torch.Tensor:
     """Dense (out_length, in_length) float64 CPU matrix of MATLAB's ``contributions``."""
     weights, cols = contributions(in_length, out_length, scale, antialiasing, boundary)
     matrix = torch.zeros(out_length, in_length, dtype=torch.float64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,15 @@ def _route_lightning_logs() -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+
+
+def _share_cpu_between_processes(trainer_cfg: DictConfig) -> None:
+    """With several CPU processes (DDP on CPU), give each an equal share of the cores: oversubscribed
+    intra-op threads slow every op down by orders of magnitude on small machines."""
+    devices = trainer_cfg.get("devices", 1)
+    on_cpu = trainer_cfg.get("accelerator") == "cpu" or not torch.cuda.is_available()
+    if on_cpu and isinstance(devices, int) and devices > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // devices))
 
 
 def build_strategy(cfg: DictConfig) -> Any:
@@ -96,6 +106,7 @@ def train(cfg: DictConfig) -> float | None:
         return None
 
     _route_lightning_logs()
+    _share_cpu_between_processes(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
     out = run_dir()
     degradation = instantiate(cfg.degradation)

@@ -52,7 +52,8 @@ FINDINGS = """## Findings
   original `ssim_index.m`, not the later `ssim.m` with automatic downscaling).
 - reference.md's Bicubic rows sit 0.01-0.02 dB above the exact MATLAB per-image means (CSV) at x2, so the
   0.02 dB tolerance is nearly used up by the exact pipeline itself (Set5 x2: CSV mean 33.6404 vs 33.66).
-  The Y-unrounded column comes closest at x2 (Set14 x2 30.235, the number quoted in SOURCES.md).
+  Leaving Y unrounded (BasicSR) adds 0.005-0.04 dB; it gives Set14 x2 30.235, the number SOURCES.md quotes
+  as "reproducing" 30.24, whereas the rounded-Y protocol of the CSV gives 30.220.
 - bridge.png (grayscale) must be scored on its gray values: that matches the CSV; converting the expanded
   RGB to Y adds 1.3 dB.
 """

@@ -22,11 +22,12 @@ Two MATLAB behaviours that matter for reproducing *published* files are availabl
   differs by 1 grey level on ~15% of the pixels, and by more where bicubic overshoot is clipped between
   the passes. Together with ``boundary="replicate"`` this reproduces the shipped LR files bit for bit.
 
-MATLAB also drops tap columns whose weights are all zero; in the dense ``(out, in)`` weight-matrix form
-used here a zero weight contributes nothing, so that step needs no counterpart.
+``contributions`` drops tap columns whose weights are all zero, as MATLAB does (in the dense matrix form
+a zero weight contributes nothing anyway).
 
 By default each 1-D resize is one matmul with a dense ``(out, in)`` matrix built in float64 (cached per
-``(in, out, scale, antialiasing)`` on the CPU, then per device and dtype) and cast to the input's dtype.
+``(in, out, scale, antialiasing, boundary)`` on the CPU, then per device and dtype) and cast to the
+input's dtype; it is differentiable and runs on any device.
 Without ``emulate_uint8`` intermediate results stay in floating point, as MATLAB does for float input.
 """
 

@@ -1,0 +1,166 @@
+"""End-to-end runs of the entry points as a user types them (subprocesses, CPU, seconds each)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    module: str, *overrides: str, run_dir: Path | None = None, timeout: int = 240
+) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", module, *overrides]
+    if run_dir is not None:
+        args.append(f"hydra.run.dir={run_dir}")
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env.pop("WANDB_API_KEY", None)
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    tail = f"STDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{tail}"
+    return proc
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+SMOKE = ("experiment=smoke", "trainer.enable_progress_bar=false")
+
+
+@pytest.fixture(scope="module")
+def espcn_smoke_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("espcn_smoke")
+    ok(run_cli("src.train", *SMOKE, run_dir=run_dir))
+    return run_dir
+
+
+@pytest.mark.parametrize("model", ["srcnn", "fsrcnn"])
+def test_smoke_train_other_models(model, tmp_path):
+    proc = ok(run_cli("src.train", *SMOKE, f"model={model}", run_dir=tmp_path))
+    assert "Held-out PSNR / SSIM" in proc.stdout
+    rows = read_csv(tmp_path / "results.csv")
+    assert [r["method"] for r in rows] == [model, "bicubic"]
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_smoke_run_folder(espcn_smoke_run):
+    run = espcn_smoke_run
+    for name in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv", "comparison.png",
+                 "results.csv", "per_image.csv", ".hydra/config.yaml"):
+        assert (run / name).is_file(), name
+    metrics = read_csv(run / "csv" / "metrics.csv")
+    assert any(r.get("val/sample/psnr_y") for r in metrics)
+    assert any(r.get("train/mse") for r in metrics)
+    results = read_csv(run / "results.csv")
+    assert list(results[0]) == ["method", "set", "scale", "psnr_y", "ssim_y", "num_images"]
+    assert {r["method"] for r in results} == {"espcn", "bicubic"}
+    bicubic = next(r for r in results if r["method"] == "bicubic")
+    assert 20 < float(bicubic["psnr_y"]) < 40 and bicubic["num_images"] == "1"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 4
+    assert ckpt["hyper_parameters"]["name"] == "espcn" and ckpt["hyper_parameters"]["scale"] == 4
+
+
+def test_resume_from_checkpoint(espcn_smoke_run, tmp_path):
+    last = espcn_smoke_run / "checkpoints" / "last.ckpt"
+    ok(run_cli("src.train", *SMOKE, f"ckpt_path={last}", "trainer.max_steps=8", run_dir=tmp_path))
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 8
+
+
+def test_bicubic_has_nothing_to_train(tmp_path):
+    proc = ok(run_cli("src.train", "model=bicubic", run_dir=tmp_path))
+    assert "no parameters to train" in proc.stdout
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    proc = ok(
+        run_cli("src.train", *SMOKE, "trainer.devices=2", "trainer.accelerator=cpu", "strategy=ddp", run_dir=tmp_path)
+    )
+    assert "Starting with 2 processes" in proc.stdout + proc.stderr
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 4
+
+
+def test_multirun_two_jobs(tmp_path):
+    ok(run_cli("src.train", "--multirun", "model=srcnn,espcn", *SMOKE, f"hydra.sweep.dir={tmp_path}"))
+    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert jobs == ["0_smoke_srcnn_x4", "1_smoke_espcn_x4"]
+    for job in jobs:
+        assert (tmp_path / job / "results.csv").is_file()
+
+
+def test_unknown_group_option_lists_choices(tmp_path):
+    proc = run_cli("src.train", "model=espcnn", run_dir=tmp_path)
+    assert proc.returncode != 0
+    assert "Available options in 'model'" in proc.stderr and "espcn" in proc.stderr
+
+
+def test_misspelled_key_fails_before_training(tmp_path):
+    proc = run_cli("src.train", *SMOKE, "+model.arch.num_feats=8", run_dir=tmp_path)
+    assert proc.returncode == 2
+    assert "model.arch.num_feats" in proc.stderr and "Did you mean 'num_feat'" in proc.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_missing_dataset_prints_layout(tmp_path):
+    proc = run_cli("src.train", *SMOKE, "data=div2k", f"data.root={tmp_path}/nowhere", run_dir=tmp_path / "run")
+    assert proc.returncode == 2
+    assert "DIV2K/DIV2K_train_HR" in proc.stderr and "Expected layout" in proc.stderr
+
+
+def test_evaluate_bicubic_on_set5(shared_root, tmp_path):
+    ok(run_cli("src.evaluate", f"benchmarks.root={shared_root / 'benchmarks'}", "benchmarks.sets=[Set5]",
+               "benchmarks.scales=[4]", run_dir=tmp_path))
+    results = read_csv(tmp_path / "results.csv")
+    assert len(results) == 1 and results[0]["num_images"] == "5"
+    assert abs(float(results[0]["psnr_y"]) - 28.42) < 0.02  # published bicubic Set5 x4
+    per_image = read_csv(tmp_path / "per_image.csv")
+    assert list(per_image[0]) == ["method", "set", "scale", "image", "psnr_y", "ssim_y"]
+    assert sorted(r["image"] for r in per_image) == ["baby.png", "bird.png", "butterfly.png", "head.png", "woman.png"]
+
+
+def _tiny_benchmark(root: Path) -> Path:
+    """A benchmark folder with HR only (LR must be generated), one odd-sized colour and one gray image."""
+    from PIL import Image
+    from skimage import data
+
+    hr_dir = root / "Tiny" / "HR"
+    hr_dir.mkdir(parents=True)
+    Image.fromarray(data.astronaut()[100:203, 150:261]).save(hr_dir / "astro.png")  # 103x111, not multiples of 4
+    Image.fromarray(data.camera()[:96, :80]).save(hr_dir / "camera.png")  # grayscale
+    return root
+
+
+def test_evaluate_checkpoint_with_generated_lr(espcn_smoke_run, tmp_path):
+    root = _tiny_benchmark(tmp_path / "bench")
+    ckpt = espcn_smoke_run / "checkpoints" / "best.ckpt"
+    ok(run_cli("src.evaluate", "model=espcn", f"ckpt_path={ckpt}", f"benchmarks.root={root}",
+               "benchmarks.sets=[Tiny]", "samples.images=[astro.png]", run_dir=tmp_path / "run"))
+    results = read_csv(tmp_path / "run" / "results.csv")
+    assert [(r["method"], r["set"], r["scale"], r["num_images"]) for r in results] == [("espcn", "Tiny", "4", "2")]
+    assert (tmp_path / "run" / "samples" / "Tiny_astro_x4_espcn.png").is_file()
+
+
+def test_evaluate_rejects_mismatched_checkpoint(espcn_smoke_run, tmp_path):
+    root = _tiny_benchmark(tmp_path / "bench")
+    ckpt = espcn_smoke_run / "checkpoints" / "best.ckpt"
+    proc = run_cli("src.evaluate", "model=srcnn", f"ckpt_path={ckpt}", f"benchmarks.root={root}",
+                   "benchmarks.sets=[Tiny]", run_dir=tmp_path / "run")
+    assert proc.returncode == 2 and "'espcn' checkpoint" in proc.stderr
+    proc = run_cli("src.evaluate", "model=espcn", f"ckpt_path={ckpt}", f"benchmarks.root={root}",
+                   "benchmarks.sets=[Tiny]", "benchmarks.scales=[2]", run_dir=tmp_path / "run2")
+    assert proc.returncode == 2 and "trained for x4" in proc.stderr

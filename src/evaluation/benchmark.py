@@ -33,14 +33,28 @@ class BenchmarkImage:
     lr_source: str
 
 
-def generate_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
-    """MATLAB-bicubic LR of a modcropped HR (C, H, W), rounded to 8-bit levels like the published files."""
-    return (imresize(hr, 1.0 / scale).clamp(0, 1) * 255.0).round() / 255.0
+def generate_lr(hr: torch.Tensor, scale: int, matlab: str = "current") -> torch.Tensor:
+    """MATLAB-bicubic LR of a modcropped HR (C, H, W), rounded to 8-bit levels like the published files.
+
+    ``matlab="current"``: today's ``imresize`` (mirror boundary, float arithmetic). ``"legacy"``: the older
+    MATLAB that made the classic Set5/Set14 LR files (replicated boundary, each pass rounded to uint8);
+    it reproduces those files bit for bit (experiments/baselines/imresize_vs_matlab.md).
+    """
+    if matlab == "current":
+        lr = imresize(hr, 1.0 / scale)
+    elif matlab == "legacy":
+        lr = imresize(hr, 1.0 / scale, boundary="replicate", emulate_uint8=True)
+    else:
+        raise ValueError(f"benchmarks.matlab={matlab!r}: expected 'current' or 'legacy'")
+    return (lr.clamp(0, 1) * 255.0).round() / 255.0
 
 
-def load_benchmark_set(root: str | Path, set_name: str, scale: int, lr_mode: str = "auto") -> list[BenchmarkImage]:
+def load_benchmark_set(
+    root: str | Path, set_name: str, scale: int, lr_mode: str = "auto", matlab: str = "current"
+) -> list[BenchmarkImage]:
     """Read ``<root>/<set_name>`` at ``scale``. ``lr_mode``: ``auto`` uses LR files when the folder exists and
-    generates them otherwise; ``files`` requires them; ``generate`` always makes them with our imresize."""
+    generates them otherwise; ``files`` requires them; ``generate`` always makes them with our imresize
+    (``matlab`` selects the imresize flavour, see :func:`generate_lr`)."""
     if lr_mode not in LR_MODES:
         raise ValueError(f"benchmarks.lr={lr_mode!r}: expected one of {LR_MODES}")
     set_dir = Path(root) / set_name
@@ -71,7 +85,7 @@ def load_benchmark_set(root: str | Path, set_name: str, scale: int, lr_mode: str
                 )
             images.append(BenchmarkImage(hr_path.name, hr, lr, "file"))
         else:
-            images.append(BenchmarkImage(hr_path.name, hr, generate_lr(hr, scale), "imresize"))
+            images.append(BenchmarkImage(hr_path.name, hr, generate_lr(hr, scale, matlab), "imresize"))
     if not images:
         raise FileNotFoundError(f"no images in {hr_dir.resolve()}")
     return images

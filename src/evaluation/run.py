@@ -17,7 +17,7 @@ from src.evaluation.results import ImageScore, SetScore, markdown_table, summari
 EVALUATE_KEYS = (
     "model", "scale", "ckpt_path", "device", "channels_last", "run_name", "metrics", "benchmarks", "samples",
 )
-BENCHMARK_KEYS = ("root", "sets", "scales", "lr")
+BENCHMARK_KEYS = ("root", "sets", "scales", "lr", "matlab")
 SAMPLE_KEYS = ("images", "crop")
 
 
@@ -53,7 +53,9 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
         model_cfg = OmegaConf.merge(cfg.model, {"scale": scale})
         model = build_eval_model(model_cfg, scale, cfg.ckpt_path).to(device)
         for set_name in cfg.benchmarks.sets:
-            images = load_benchmark_set(cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr)
+            images = load_benchmark_set(
+                cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab
+            )
             set_scores, kept = score_set(
                 model, images, name, set_name, scale, cfg.metrics.y_rounding, device, keep_outputs=wanted
             )

@@ -45,6 +45,9 @@ class SRDataModule(L.LightningDataModule):
         val_name: data-set name in logged metric keys, ``val/<val_name>/psnr_y``.
         val_crop: centre crop (HR px) of validation images, ``None`` for whole images.
         val_limit: use only the first N validation images (``None``: all).
+        train_scales: multi-scale training (VDSR): each training batch gets a scale drawn uniformly from this
+            list (seeded), its HR patches are cropped to a multiple of it and the LR made at it; the batch
+            carries ``"scale"``. Validation stays at ``scale``. ``None``: every batch at ``scale``.
         root: base folder that the config's paths are built from (``SR_DATA`` or ``./datasets``); kept so
             that the config documents it.
         layout: the expected folder layout, printed when a folder is missing.
@@ -62,13 +65,18 @@ class SRDataModule(L.LightningDataModule):
         val_name: str = "val",
         val_crop: int | None = None,
         val_limit: int | None = None,
+        train_scales: Sequence[int] | None = None,
         root: str | None = None,
         layout: str = "",
     ) -> None:
         super().__init__()
-        if patch_size % scale:
+        self.train_scales = [int(s) for s in train_scales] if train_scales else None
+        if self.train_scales and (min(self.train_scales) < 1 or max(self.train_scales) > patch_size):
+            raise ValueError(f"data.train_scales={list(train_scales)} must be positive and below patch_size")
+        if patch_size % scale and not self.train_scales:
             raise ValueError(f"data.patch_size={patch_size} must be a multiple of scale={scale}")
         self.scale = scale
+        self._scale_rng = random.Random(torch.initial_seed())  # follows seed_everything
         self.degradation = degradation
         self.patch_size = patch_size
         self.batch_size = batch_size
@@ -97,7 +105,8 @@ class SRDataModule(L.LightningDataModule):
         self.val_files()
 
     def build_train_set(self) -> torch.utils.data.Dataset:
-        return RandomPatchDataset(self.train_files(), self.patch_size, self.scale, self.repeat, self.cache)
+        crop_multiple = 1 if self.train_scales else self.scale  # multi-scale batches are modcropped later
+        return RandomPatchDataset(self.train_files(), self.patch_size, crop_multiple, self.repeat, self.cache)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
@@ -136,7 +145,13 @@ class SRDataModule(L.LightningDataModule):
         else:
             if self.degradation is None:
                 raise RuntimeError("the DataModule has no degradation to make LR images (set degradation=…)")
-            batch["lr"] = self.degradation(hr)
+            if self.train_scales and "name" not in batch:  # a multi-scale training batch
+                s = self._scale_rng.choice(self.train_scales)
+                hr = hr[..., : hr.shape[-2] - hr.shape[-2] % s, : hr.shape[-1] - hr.shape[-1] % s]
+                batch["hr"], batch["scale"] = hr, s
+                batch["lr"] = self.degradation(hr, scale=s)
+            else:
+                batch["lr"] = self.degradation(hr)
         return batch
 
 

@@ -25,14 +25,14 @@ class BicubicDegradation:
         self.antialiasing = antialiasing
         self.quantize = quantize
 
-    def __call__(self, hr: torch.Tensor) -> torch.Tensor:
+    def __call__(self, hr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
+        """``scale`` overrides the configured factor for this batch (multi-scale training)."""
+        scale = self.scale if scale is None else int(scale)
         h, w = hr.shape[-2:]
-        if h % self.scale or w % self.scale:
-            raise ValueError(
-                f"HR size {h}x{w} is not a multiple of the scale {self.scale}: modcrop the image first"
-            )
+        if h % scale or w % scale:
+            raise ValueError(f"HR size {h}x{w} is not a multiple of the scale {scale}: modcrop the image first")
         with torch.autocast(device_type=hr.device.type, enabled=False):
-            lr = imresize(hr.float(), 1.0 / self.scale, antialiasing=self.antialiasing)
+            lr = imresize(hr.float(), 1.0 / scale, antialiasing=self.antialiasing)
         if self.quantize:
             lr = (lr.clamp(0, 1) * 255.0).round() / 255.0
         return lr

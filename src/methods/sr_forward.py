@@ -37,20 +37,33 @@ class SRForward(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
-    def _prepare(self, lr: torch.Tensor) -> torch.Tensor:
+    def _scale(self, scale: int | None) -> int:
+        if scale is None or scale == self.scale:
+            return self.scale
+        if self.input != "bicubic":
+            raise ValueError(
+                f"this network upsamples x{self.scale} itself; only pre-upsampling models (input=bicubic, e.g. "
+                f"SRCNN, VDSR) can run at another scale (x{scale})"
+            )
+        return int(scale)
+
+    def _prepare(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         if lr.ndim != 4:
             raise ValueError(f"expected an LR batch (N, C, h, w), got shape {tuple(lr.shape)}")
-        return imresize(lr, float(self.scale)) if self.input == "bicubic" else lr
+        return imresize(lr, float(scale)) if self.input == "bicubic" else lr
 
-    def predict_y(self, lr: torch.Tensor) -> torch.Tensor:
+    def predict_y(self, lr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
         """Y-channel models: LR RGB (N, 3, h, w) -> predicted Y (N, 1, sh, sw) in [0, 1] units."""
-        x = rgb_to_ycbcr(self._prepare(lr))[:, :1]
+        x = rgb_to_ycbcr(self._prepare(lr, self._scale(scale)))[:, :1]
         return self._run(x)
 
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+    def forward(self, lr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
+        """LR (N, 3, h, w) in [0, 1] -> SR (N, 3, h*s, w*s) with s = ``scale`` (pre-upsampling models may be
+        run at any scale, e.g. VDSR's single multi-scale model) or the model's own scale."""
+        s = self._scale(scale)
         if self.color == "rgb":
-            return self._run(self._prepare(lr))
-        x = rgb_to_ycbcr(self._prepare(lr))
+            return self._run(self._prepare(lr, s))
+        x = rgb_to_ycbcr(self._prepare(lr, s))
         y = self._run(x[:, :1])
-        cbcr = x[:, 1:] if self.input == "bicubic" else rgb_to_ycbcr(imresize(lr, float(self.scale)))[:, 1:]
+        cbcr = x[:, 1:] if self.input == "bicubic" else rgb_to_ycbcr(imresize(lr, float(s)))[:, 1:]
         return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))

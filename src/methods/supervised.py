@@ -18,7 +18,7 @@ from src.methods.sr_forward import SRForward
 
 INPUT_MODES = ("lr", "bicubic")
 COLOR_MODES = ("rgb", "y")
-RECIPE_KEYS = ("batch_size", "patch_size", "max_steps")
+RECIPE_KEYS = ("batch_size", "patch_size", "max_steps", "train_scales")
 
 
 def _plain(cfg: Any) -> Any:
@@ -42,10 +42,14 @@ class SupervisedSR(L.LightningModule):
             every optimizer step; ``None`` for a constant rate.
         lr_multipliers: ``{parameter-name prefix: factor}`` for per-layer learning rates (SRCNN trains its
             last layer 10x slower).
-        recipe: the paper's ``batch_size``, ``patch_size`` (HR px) and ``max_steps``, read by the data and
+        recipe: the paper's ``batch_size``, ``patch_size`` (HR px), ``max_steps`` and optional ``train_scales``
+            (multi-scale training), read by the data and
             trainer configs through interpolation.
         y_rounding: round Y to integers in validation metrics (MATLAB); ``False`` for BasicSR's convention.
         channels_last: run the network in ``channels_last`` memory format (faster convolutions on CPU).
+        grad_clip_theta: VDSR's adjustable gradient clipping: gradients are clipped to [-θ/γ, θ/γ] with γ the
+            current learning rate (so a high rate gets tight clipping). ``None`` leaves clipping to
+            ``trainer.gradient_clip_val``; both at once is an error.
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class SupervisedSR(L.LightningModule):
         recipe: Mapping[str, int] | None = None,
         y_rounding: bool = True,
         channels_last: bool = False,
+        grad_clip_theta: float | None = None,
     ) -> None:
         super().__init__()
         if input not in INPUT_MODES:
@@ -85,6 +90,7 @@ class SupervisedSR(L.LightningModule):
                 "recipe": _plain(recipe),
                 "y_rounding": y_rounding,
                 "channels_last": channels_last,
+                "grad_clip_theta": grad_clip_theta,
             }
         )
         net: nn.Module = instantiate(self.hparams.arch)
@@ -96,17 +102,18 @@ class SupervisedSR(L.LightningModule):
     def net(self) -> nn.Module:
         return self.sr.net
 
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+    def forward(self, lr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
         """LR (N, 3, h, w) in [0, 1] -> SR (N, 3, h*scale, w*scale), not clamped."""
-        return self.sr(lr)
+        return self.sr(lr, scale)
 
     # ---- training ---------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         lr, hr = batch["lr"], batch["hr"]
+        scale = batch.get("scale")  # multi-scale training (VDSR): the scale drawn for this batch
         if self.hparams.color == "y":
-            pred, target = self.sr.predict_y(lr), rgb_to_y(hr)
+            pred, target = self.sr.predict_y(lr, scale), rgb_to_y(hr)
         else:
-            pred, target = self(lr), hr
+            pred, target = self(lr, scale), hr
         loss = self.criterion(pred, target)
         self.log(f"train/{self.hparams.loss}", loss, prog_bar=True, batch_size=lr.shape[0])
         return loss
@@ -126,6 +133,19 @@ class SupervisedSR(L.LightningModule):
         return {"sr": sr, "name": batch["name"][0], "psnr_y": psnr, "ssim_y": ssim}
 
     # ---- optimisation -----------------------------------------------------------------------------------
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
+        theta = self.hparams.grad_clip_theta
+        if theta is None:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        if gradient_clip_val:
+            raise ValueError("set either model.grad_clip_theta (VDSR clipping) or trainer.gradient_clip_val")
+        bound = float(theta) / optimizer.param_groups[0]["lr"]
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_value_(params, bound)
+
     def _param_groups(self) -> list[dict]:
         multipliers = dict(self.hparams.lr_multipliers or {})
         base_lr = float(self.hparams.optimizer.get("lr", 1e-3))

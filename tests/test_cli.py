@@ -177,3 +177,11 @@ def test_default_job_beats_bicubic_on_heldout_photos(tmp_path):
     assert float(rows["espcn"]["psnr_y"]) > float(rows["bicubic"]["psnr_y"]) + 0.2
     assert float(rows["espcn"]["ssim_y"]) > float(rows["bicubic"]["ssim_y"])
     assert "| espcn | x4 |" in proc.stdout and "| bicubic | x4 |" in proc.stdout
+
+
+def test_all_loggers_together_offline(tmp_path):
+    ok(run_cli("src.train", *SMOKE, "logger=[wandb,csv,tensorboard]", run_dir=tmp_path))
+    offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and any(offline_runs[0].rglob("*.wandb"))
+    assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert (tmp_path / "csv" / "metrics.csv").is_file()

@@ -137,12 +137,16 @@ def exit_on_user_error(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        user_errors = (ConfigError, FileNotFoundError, ValueError, OmegaConfBaseException)
         try:
             return func(*args, **kwargs)
-        except (ConfigError, FileNotFoundError, ValueError, OmegaConfBaseException) as exc:
-            if os.environ.get("SRSUITE_TRACEBACK"):
+        except Exception as exc:
+            root = exc
+            while root.__cause__ is not None:  # Hydra wraps errors raised while instantiating
+                root = root.__cause__
+            if os.environ.get("SRSUITE_TRACEBACK") or not isinstance(root, user_errors):
                 raise
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {root}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

@@ -28,3 +28,20 @@ def build_pixel_loss(name: str) -> nn.Module:
     if name == "charbonnier":
         return CharbonnierLoss()
     raise ValueError(f"unknown pixel loss {name!r}: expected one of {', '.join(PIXEL_LOSSES)}")
+
+
+class PixelLoss(nn.Module):
+    """A weighted pixel loss for loss lists in configs: ``loss_weight · criterion(pred, target)``.
+
+    Args:
+        criterion: ``l1`` | ``mse`` | ``charbonnier``.
+        loss_weight: multiplier of the term.
+    """
+
+    def __init__(self, criterion: str = "l1", loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.criterion = build_pixel_loss(criterion)
+        self.loss_weight = loss_weight
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss_weight * self.criterion(pred, target)

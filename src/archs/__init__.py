@@ -1,7 +1,29 @@
 """Pure ``nn.Module`` super-resolution architectures (no Lightning, Hydra or losses in here)."""
 
+from src.archs.discriminators import UNetDiscriminatorSN, VGGStyleDiscriminator
+from src.archs.edsr import EDSR
 from src.archs.espcn import ESPCN
 from src.archs.fsrcnn import FSRCNN
+from src.archs.rcan import RCAN
+from src.archs.rdn import RDN
+from src.archs.rrdbnet import RRDBNet
 from src.archs.srcnn import SRCNN
+from src.archs.srresnet import MSRResNet, SRResNet
+from src.archs.srvgg import SRVGGNetCompact
+from src.archs.vdsr import VDSR
 
-__all__ = ["ESPCN", "FSRCNN", "SRCNN"]
+__all__ = [
+    "EDSR",
+    "ESPCN",
+    "FSRCNN",
+    "RCAN",
+    "RDN",
+    "SRCNN",
+    "VDSR",
+    "MSRResNet",
+    "RRDBNet",
+    "SRResNet",
+    "SRVGGNetCompact",
+    "UNetDiscriminatorSN",
+    "VGGStyleDiscriminator",
+]

@@ -1,0 +1,127 @@
+"""GAN discriminators: BasicSR's ``VGGStyleDiscriminator`` (SRGAN / ESRGAN) and Real-ESRGAN's
+``UNetDiscriminatorSN``. Same constructors, state-dict keys and numerics as BasicSR / Real-ESRGAN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+
+class VGGStyleDiscriminator(nn.Module):
+    """VGG-style classifier for 128x128 or 256x256 patches, one logit per image (no sigmoid).
+
+    Five (six for 256) stages of [conv 3x3 stride 1, conv 4x4 stride 2], channels
+    num_feat, 2, 4, 8, 8 (, 8) x num_feat; batch norm after every conv except ``conv0_0`` (the only conv with a
+    bias); LeakyReLU 0.2; then ``linear1`` (num_feat*8*4*4 -> 100), LeakyReLU, ``linear2`` (100 -> 1).
+
+    Args:
+        num_in_ch: image channels.
+        num_feat: channels of the first stage (64).
+        input_size: 128 or 256 (anything else raises ``ValueError``); inputs must be exactly this size.
+
+    State-dict keys: ``conv0_0.{weight,bias}``, ``conv0_1``, ``bn0_1``, ``conv{k}_{0,1}``, ``bn{k}_{0,1}`` for
+    k = 1 … 4 (… 5 for 256), ``linear1``, ``linear2``.
+
+    Shapes: (N, num_in_ch, input_size, input_size) -> (N, 1) logits.
+    """
+
+    def __init__(self, num_in_ch: int, num_feat: int, input_size: int = 128) -> None:
+        super().__init__()
+        if input_size not in (128, 256):
+            raise ValueError(f"VGGStyleDiscriminator input_size must be 128 or 256, got {input_size}")
+        self.input_size = input_size
+        widths = [num_feat, num_feat * 2, num_feat * 4, num_feat * 8, num_feat * 8]
+        if input_size == 256:
+            widths.append(num_feat * 8)
+        self.conv0_0 = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1, bias=True)
+        self.conv0_1 = nn.Conv2d(num_feat, num_feat, 4, 2, 1, bias=False)
+        self.bn0_1 = nn.BatchNorm2d(num_feat, affine=True)
+        for k in range(1, len(widths)):
+            c_in, c_out = widths[k - 1], widths[k]
+            setattr(self, f"conv{k}_0", nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
+            setattr(self, f"bn{k}_0", nn.BatchNorm2d(c_out, affine=True))
+            setattr(self, f"conv{k}_1", nn.Conv2d(c_out, c_out, 4, 2, 1, bias=False))
+            setattr(self, f"bn{k}_1", nn.BatchNorm2d(c_out, affine=True))
+        self.num_stages = len(widths)
+        self.linear1 = nn.Linear(num_feat * 8 * 4 * 4, 100)
+        self.linear2 = nn.Linear(100, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            raise ValueError(
+                f"VGGStyleDiscriminator expects {self.input_size}x{self.input_size} inputs, got {tuple(x.shape)}"
+            )
+        feat = self.lrelu(self.conv0_0(x))
+        feat = self.lrelu(self.bn0_1(self.conv0_1(feat)))
+        for k in range(1, self.num_stages):
+            feat = self.lrelu(getattr(self, f"bn{k}_0")(getattr(self, f"conv{k}_0")(feat)))
+            feat = self.lrelu(getattr(self, f"bn{k}_1")(getattr(self, f"conv{k}_1")(feat)))
+        feat = torch.flatten(feat, 1)  # (N, C*4*4) in C, H, W order, also for channels_last inputs
+        return self.linear2(self.lrelu(self.linear1(feat)))
+
+
+class UNetDiscriminatorSN(nn.Module):
+    """Real-ESRGAN's U-Net discriminator with spectral normalisation: one logit per pixel.
+
+    conv0 (3x3) -> 3 x down (4x4 stride 2, SN) -> 3 x [bilinear x2, conv 3x3 (SN), + skip] -> conv7, conv8 (3x3,
+    SN) -> conv9 (3x3 -> 1). LeakyReLU 0.2 after every conv but the last. ``conv0`` and ``conv9`` have biases and
+    no spectral norm; ``conv1 … conv8`` are bias-free and wrapped in ``torch.nn.utils.spectral_norm`` (one power
+    iteration per training-mode forward, updating ``weight_u`` / ``weight_v``; eval mode reuses them).
+
+    Args:
+        num_in_ch: image channels.
+        num_feat: channels of the first level (64).
+        skip_connection: add the encoder features to the decoder ones (True in Real-ESRGAN).
+
+    State-dict keys: ``conv0.{weight,bias}``, ``conv{1..8}.{weight_orig,weight_u,weight_v}``,
+    ``conv9.{weight,bias}`` (as in the official ``RealESRGAN_x4plus_netD.pth``).
+
+    Shapes: (N, num_in_ch, H, W) -> (N, 1, H, W); H and W must be multiples of 8.
+    """
+
+    def __init__(self, num_in_ch: int, num_feat: int = 64, skip_connection: bool = True) -> None:
+        super().__init__()
+        self.skip_connection = skip_connection
+        self.conv0 = nn.Conv2d(num_in_ch, num_feat, kernel_size=3, stride=1, padding=1)
+        self.conv1 = spectral_norm(nn.Conv2d(num_feat, num_feat * 2, 4, 2, 1, bias=False))
+        self.conv2 = spectral_norm(nn.Conv2d(num_feat * 2, num_feat * 4, 4, 2, 1, bias=False))
+        self.conv3 = spectral_norm(nn.Conv2d(num_feat * 4, num_feat * 8, 4, 2, 1, bias=False))
+        self.conv4 = spectral_norm(nn.Conv2d(num_feat * 8, num_feat * 4, 3, 1, 1, bias=False))
+        self.conv5 = spectral_norm(nn.Conv2d(num_feat * 4, num_feat * 2, 3, 1, 1, bias=False))
+        self.conv6 = spectral_norm(nn.Conv2d(num_feat * 2, num_feat, 3, 1, 1, bias=False))
+        self.conv7 = spectral_norm(nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=False))
+        self.conv8 = spectral_norm(nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=False))
+        self.conv9 = nn.Conv2d(num_feat, 1, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2] % 8 or x.shape[-1] % 8:
+            raise ValueError(f"UNetDiscriminatorSN needs H and W divisible by 8, got {tuple(x.shape[-2:])}")
+
+        def act(t: torch.Tensor) -> torch.Tensor:
+            return F.leaky_relu(t, negative_slope=0.2, inplace=True)
+
+        def up(t: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)
+
+        x0 = act(self.conv0(x))
+        x1 = act(self.conv1(x0))
+        x2 = act(self.conv2(x1))
+        x3 = act(self.conv3(x2))
+
+        x4 = act(self.conv4(up(x3)))
+        if self.skip_connection:
+            x4 = x4 + x2
+        x5 = act(self.conv5(up(x4)))
+        if self.skip_connection:
+            x5 = x5 + x1
+        x6 = act(self.conv6(up(x5)))
+        if self.skip_connection:
+            x6 = x6 + x0
+
+        out = act(self.conv7(x6))
+        out = act(self.conv8(out))
+        return self.conv9(out)

@@ -1,0 +1,81 @@
+"""Every model config composes, validates and trains a few steps (tiny widths) on CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import src.config  # noqa: F401  (resolvers)
+from src.config import ConfigError, validate
+from src.training import TRAIN_KEYS, train
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+TRAINABLE = [m for m in MODELS if m != "bicubic"]
+
+# Small widths so that a few CPU steps take well under a second; the structure is what is exercised.
+TINY = {
+    "srcnn": ["model.arch.num_feat=8", "model.arch.num_feat2=4"],
+    "fsrcnn": ["model.arch.d=8", "model.arch.s=4", "model.arch.m=1"],
+    "espcn": ["model.arch.num_feat=8"],
+    "vdsr": ["model.arch.num_feat=8", "model.arch.num_layers=3"],
+    "edsr_baseline": ["model.arch.num_feat=8", "model.arch.num_block=1"],
+    "edsr": ["model.arch.num_feat=8", "model.arch.num_block=1"],
+    "rcan": ["model.arch.num_feat=8", "model.arch.num_group=1", "model.arch.num_block=1",
+             "model.arch.squeeze_factor=4"],
+    "rdn": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_conv=2", "model.arch.num_grow_ch=4"],
+    "msrresnet": ["model.arch.num_feat=8", "model.arch.num_block=1"],
+    "srresnet": ["model.arch.num_feat=8", "model.arch.num_block=1"],
+    "rrdb": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4"],
+    "srvgg_compact": ["model.arch.num_feat=8", "model.arch.num_conv=2"],
+}
+
+
+def compose_train(*overrides: str):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("train", overrides=list(overrides))
+
+
+def test_every_model_has_tiny_overrides():
+    assert set(TRAINABLE) <= set(TINY), f"add tiny overrides for {set(TRAINABLE) - set(TINY)}"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_config_validates(model):
+    cfg = compose_train(f"model={model}", "logger=[]")
+    validate(cfg, TRAIN_KEYS)
+    assert cfg.model.name == model
+    if model != "bicubic":
+        assert cfg.model.recipe.batch_size > 0 and cfg.model.recipe.max_steps > 0
+        assert cfg.data.patch_size == cfg.model.recipe.patch_size
+
+
+def test_default_config_is_the_documented_job():
+    cfg = compose_train()
+    assert (cfg.model.name, cfg.scale, cfg.data._target_) == ("espcn", 4, "src.data.SampleDataModule")
+    assert cfg.trainer.max_steps == 3000 and list(cfg.logger) == ["wandb", "csv"]
+    assert set(cfg.data.val_photos) == {"astronaut", "coffee"}
+    assert not set(cfg.data.val_photos) & set(cfg.data.train_photos)
+
+
+def test_validation_catches_keys_hydra_cannot():
+    cfg = compose_train("+data.val_crops=64", "logger=[]")
+    with pytest.raises(ConfigError, match=r"data.val_crops.*Did you mean 'val_crop'"):
+        validate(cfg, TRAIN_KEYS)
+
+
+@pytest.mark.parametrize("model", TRAINABLE)
+def test_smoke_training_step(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)
+    extra = TINY[model]
+    cfg = compose_train(
+        "experiment=smoke", f"model={model}", "logger=[]", "trainer.enable_progress_bar=false",
+        "trainer.max_steps=2", "trainer.val_check_interval=2", "scale=2", "report.enabled=false", *extra,
+    )
+    best = train(cfg)
+    assert best is not None and 0 < best < 60  # a validation PSNR in dB was computed
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()

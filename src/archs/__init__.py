@@ -11,6 +11,7 @@ from src.archs.srcnn import SRCNN
 from src.archs.srresnet import MSRResNet, SRResNet
 from src.archs.srvgg import SRVGGNetCompact
 from src.archs.vdsr import VDSR
+from src.archs.vgg import VGGFeatureExtractor
 
 __all__ = [
     "EDSR",
@@ -25,5 +26,6 @@ __all__ = [
     "SRResNet",
     "SRVGGNetCompact",
     "UNetDiscriminatorSN",
+    "VGGFeatureExtractor",
     "VGGStyleDiscriminator",
 ]

@@ -3,3 +3,31 @@
 from src.metrics.fidelity import psnr, psnr_y, quantize, rgb_to_gray, rgb_to_y, ssim, ssim_y
 
 __all__ = ["psnr", "psnr_y", "quantize", "rgb_to_gray", "rgb_to_y", "ssim", "ssim_y"]
+
+# No-reference and perceptual metrics (issue 5).
+from src.metrics.lpips import build_lpips, lpips  # noqa: E402
+from src.metrics.ms_ssim import ms_ssim  # noqa: E402
+from src.metrics.niqe import niqe  # noqa: E402
+from src.metrics.perceptual_index import (  # noqa: E402
+    load_ma_model,
+    ma_features,
+    ma_score,
+    perceptual_index,
+    perceptual_index_or_reason,
+    perceptual_scores,
+    rmse_y,
+)
+
+__all__ += [
+    "build_lpips",
+    "load_ma_model",
+    "lpips",
+    "ma_features",
+    "ma_score",
+    "ms_ssim",
+    "niqe",
+    "perceptual_index",
+    "perceptual_index_or_reason",
+    "perceptual_scores",
+    "rmse_y",
+]

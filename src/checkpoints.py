@@ -1,8 +1,32 @@
-"""Reading trained weights: Lightning checkpoints of srsuite and plain/BasicSR-style state dicts."""
+"""Weight import and export: our Lightning checkpoints, BasicSR files and the official layouts of older papers.
+
+Reading is data-only: ``torch.load(weights_only=True)`` (the restricted unpickler: tensors and plain
+containers, never code) for ``.pth``/``.pt``/``.ckpt``, ``safetensors`` for ``.safetensors`` and
+``scipy.io.loadmat`` for MatConvNet ``.mat`` files (the official VDSR model).
+
+A file is turned into a state dict with our (BasicSR) key names in two table-driven steps, as spandrel does:
+
+1. **Container** (:data:`CONTAINERS`): how the weights are wrapped — our Lightning checkpoint
+   (``state_dict`` with ``sr.net.`` keys), BasicSR's ``{'params': …, 'params_ema': …}`` (EMA preferred), a
+   generic ``{'state_dict': …}``, or a bare state dict. ``module.`` (DataParallel/DDP) and ``_orig_mod.``
+   (``torch.compile``) prefixes are removed.
+2. **Key layout** (:data:`LAYOUTS`): recognised from key names — official EDSR / RCAN (EDSR-PyTorch),
+   the original ESRGAN repository (``RRDB_trunk``, ``trunk_conv`` …) and its older sequential ``model.N``
+   layout, the MatConvNet VDSR model, or already BasicSR — and renamed to BasicSR keys.
+
+When a network is given, the result is checked against ``net.state_dict()``; a mismatch raises
+:class:`WeightsError` naming the file, the detected layout, the first missing / unexpected keys and the shape
+mismatches. :func:`export_basicsr` writes the other direction (``{'params', 'params_ema'}``) so BasicSR,
+Real-ESRGAN and chaiNNer load our networks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import pickle
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,59 +37,493 @@ from torch import nn
 
 from src.methods.sr_forward import SRForward
 
+log = logging.getLogger(__name__)
+
+StateDict = dict[str, torch.Tensor]
+
+NET_PREFIX = "sr.net."  # where SRForward puts the network inside our LightningModules
+STRIP_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DDP, torch.compile
+TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+# EDSR-PyTorch's MeanShift defaults (DIV2K RGB mean, images in [0, 255]) = BasicSR's EDSR/RCAN defaults
+DEFAULT_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+DEFAULT_IMG_RANGE = 255.0
+LIST_LIMIT = 10
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read, fits no known layout or does not match the network."""
+
+
+# ---- reading files ------------------------------------------------------------------------------------------
+def read_file(path: str | Path) -> Any:
+    """The raw content of a weights file, read without executing code (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    if suffix == ".mat":
+        return _read_matconvnet(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(
+            f"{path}: refusing to unpickle it — the file holds Python objects besides tensors and plain "
+            f"containers, and loading those could run code. Re-save only the state dict "
+            f"(torch.save(model.state_dict(), …)) or convert it to .safetensors. ({str(exc).splitlines()[0]})"
+        ) from exc
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: not a readable PyTorch file ({exc})") from exc
+
 
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     """``torch.load`` with the restricted (weights-only) unpickler; a clear error for a missing file."""
+    obj = read_file(path)
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path}: expected a dict of weights, found {type(obj).__name__}")
+    return obj
+
+
+def read_hparams(path: str | Path) -> dict[str, Any] | None:
+    """The ``hyper_parameters`` of a Lightning checkpoint written by ``src.train``; ``None`` for a plain weights
+    file (BasicSR, official, safetensors, .mat)."""
+    if Path(path).suffix.lower() not in TORCH_SUFFIXES:
+        return None
+    hparams = load_checkpoint_file(path).get("hyper_parameters")
+    return dict(hparams) if isinstance(hparams, Mapping) else None
+
+
+# ---- step 1: containers -------------------------------------------------------------------------------------
+def _strip_prefixes(state: Mapping[str, Any]) -> StateDict:
+    out = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in STRIP_PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix) :], True
+        out[key] = value
+    return out
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _sub_dict(state: Mapping[str, Any], prefix: str) -> StateDict:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _find_ema_prefix(state: Mapping[str, Any], params: StateDict) -> str | None:
+    """An EMA copy of the network inside a Lightning ``state_dict``: another prefix, containing ``ema``, under
+    which every network key appears."""
+    if not params:
+        return None
+    first = next(iter(params))
+    for key in state:
+        if key.endswith("." + first) and "ema" in key[: -len(first)].lower():
+            prefix = key[: -len(first)]
+            if prefix != NET_PREFIX and all(prefix + k in state for k in params):
+                return prefix
+    return None
+
+
+def lightning_weights(ckpt: Mapping[str, Any]) -> tuple[StateDict, StateDict | None]:
+    """(network weights, EMA weights or ``None``) of one of our Lightning checkpoints."""
+    state = ckpt["state_dict"]
+    params = _strip_prefixes(_sub_dict(state, NET_PREFIX))
+    if not params:
+        groups = sorted({k.split(".")[0] for k in state})
+        raise WeightsError(f"Lightning checkpoint has no weights under '{NET_PREFIX}' (top-level modules: {groups})")
+    ema_prefix = _find_ema_prefix(state, params)
+    ema = _strip_prefixes(_sub_dict(state, ema_prefix)) if ema_prefix else None
+    return params, ema
+
+
+def _unwrap_lightning(obj: Mapping[str, Any]) -> StateDict:
+    params, ema = lightning_weights(obj)
+    return ema if ema is not None else params
+
+
+def _unwrap_basicsr(obj: Mapping[str, Any]) -> StateDict:
+    key = "params_ema" if _is_state_dict(obj.get("params_ema")) else "params"
+    return _strip_prefixes(obj[key])
+
+
+@dataclass(frozen=True)
+class Container:
+    """How a file wraps its state dict: ``detect(obj)`` on the loaded object, ``unwrap(obj)`` -> flat dict."""
+
+    name: str
+    detect: Callable[[Any], bool]
+    unwrap: Callable[[Any], StateDict]
+
+
+CONTAINERS: tuple[Container, ...] = (
+    Container(
+        "lightning (srsuite)",
+        lambda o: isinstance(o, Mapping)
+        and isinstance(o.get("state_dict"), Mapping)
+        and any(k.startswith(NET_PREFIX) for k in o["state_dict"]),
+        _unwrap_lightning,
+    ),
+    Container(
+        "basicsr params/params_ema",
+        lambda o: isinstance(o, Mapping) and (_is_state_dict(o.get("params_ema")) or _is_state_dict(o.get("params"))),
+        _unwrap_basicsr,
+    ),
+    Container(
+        "state_dict wrapper",
+        lambda o: isinstance(o, Mapping) and _is_state_dict(o.get("state_dict")),
+        lambda o: _strip_prefixes(o["state_dict"]),
+    ),
+    Container("bare state dict", _is_state_dict, _strip_prefixes),
+)
+
+
+def unwrap(obj: Any, source: str = "<weights>") -> tuple[StateDict, str]:
+    """(flat state dict, container name) of a loaded file."""
+    for container in CONTAINERS:
+        if container.detect(obj):
+            return container.unwrap(obj), container.name
+    if isinstance(obj, Mapping):
+        summary = ", ".join(f"{k!r}: {type(v).__name__}" for k, v in list(obj.items())[:LIST_LIMIT])
+        raise WeightsError(
+            f"{source}: not a known weights container (expected a state dict, {{'params'/'params_ema': …}} or a "
+            f"Lightning checkpoint); top-level entries: {{{summary}}}"
+        )
+    raise WeightsError(f"{source}: expected a dict of weights, found {type(obj).__name__}")
+
+
+def extract_state_dict(ckpt: Mapping[str, Any]) -> StateDict:
+    """The flat state dict inside a loaded file (any container of :data:`CONTAINERS`), keys not renamed."""
+    return unwrap(ckpt)[0]
+
+
+# ---- step 2: key layouts ------------------------------------------------------------------------------------
+Rule = tuple[str, str]
+
+
+def _rename(state: Mapping[str, torch.Tensor], rules: Iterable[Rule]) -> StateDict:
+    """Rename each key by the first rule whose pattern matches it entirely; unmatched keys are kept (they show
+    up as unexpected keys when checked against a network)."""
+    compiled = [(re.compile(p), r) for p, r in rules]
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in compiled:
+            if pattern.fullmatch(key):
+                key = pattern.sub(repl, key)
+                break
+        out[key] = value
+    return out
+
+
+def _has(*patterns: str) -> Callable[[Mapping[str, Any]], bool]:
+    """Detector: every pattern fully matches at least one key."""
+    compiled = [re.compile(p) for p in patterns]
+    return lambda state: all(any(p.fullmatch(k) for k in state) for p in compiled)
+
+
+# -- EDSR-PyTorch (official EDSR, EDSR-baseline, RCAN) --
+_TAIL_RULES: tuple[Rule, ...] = (
+    (r"head\.0\.(weight|bias)", r"conv_first.\1"),
+    (r"tail\.0\.(\d+)\.(weight|bias)", r"upsample.\1.\2"),  # Upsampler: conv (+ PixelShuffle) per x2 step
+    (r"tail\.1\.(weight|bias)", r"conv_last.\1"),
+)
+EDSR_RULES: tuple[Rule, ...] = (
+    (r"body\.(\d+)\.body\.0\.(weight|bias)", r"body.\1.conv1.\2"),  # ResBlock: conv, ReLU, conv
+    (r"body\.(\d+)\.body\.2\.(weight|bias)", r"body.\1.conv2.\2"),
+    (r"body\.(\d+)\.(weight|bias)", r"conv_after_body.\2"),  # the conv after the last ResBlock
+    *_TAIL_RULES,
+)
+_RCAB = r"body\.(\d+)\.body\.(\d+)\.body"  # group g, block b: body.g.body.b.body
+RCAN_RULES: tuple[Rule, ...] = (
+    # RCAB body: conv, ReLU, conv, CALayer (conv_du: conv, ReLU, conv, Sigmoid; BasicSR: pool, conv, ReLU, conv …)
+    (_RCAB + r"\.([02])\.(weight|bias)", r"body.\1.residual_group.\2.rcab.\3.\4"),
+    (_RCAB + r"\.3\.conv_du\.0\.(weight|bias)", r"body.\1.residual_group.\2.rcab.3.attention.1.\3"),
+    (_RCAB + r"\.3\.conv_du\.2\.(weight|bias)", r"body.\1.residual_group.\2.rcab.3.attention.3.\3"),
+    (r"body\.(\d+)\.body\.(\d+)\.(weight|bias)", r"body.\1.conv.\3"),  # a group's closing conv
+    (r"body\.(\d+)\.(weight|bias)", r"conv_after_body.\2"),
+    *_TAIL_RULES,
+)
+
+
+def _mean_shift(state: StateDict, net: nn.Module | None, source: str) -> StateDict:
+    """Drop EDSR-PyTorch's fixed ``sub_mean``/``add_mean`` 1x1 convs after checking that they equal the
+    normalisation our network applies (``(x - rgb_mean) * img_range`` and back)."""
+    state = dict(state)
+    sub_w, sub_b = state.pop("sub_mean.weight", None), state.pop("sub_mean.bias", None)
+    add_w, add_b = state.pop("add_mean.weight", None), state.pop("add_mean.bias", None)
+    if sub_b is None and add_b is None:
+        return state
+    img_range = float(getattr(net, "img_range", DEFAULT_IMG_RANGE))
+    mean = getattr(net, "mean", None)
+    mean = torch.as_tensor(DEFAULT_RGB_MEAN) if mean is None else torch.as_tensor(mean).flatten().float()
+    expected = img_range * mean
+    if expected.numel() == 1:  # one mean for every channel
+        expected = expected.expand(3)
+    eye = torch.eye(3).view(3, 3, 1, 1)
+    for name, weight, bias, sign in (("sub_mean", sub_w, sub_b, -1.0), ("add_mean", add_w, add_b, 1.0)):
+        if bias is None:
+            continue
+        if weight is not None and not torch.allclose(weight.float(), eye, atol=1e-5):
+            raise WeightsError(
+                f"{source}: {name}.weight is not the identity (rgb_std != 1), which our network cannot express"
+            )
+        found = sign * bias.float()
+        if found.shape != expected.shape or not torch.allclose(found, expected, rtol=1e-3, atol=1e-3):
+            raise WeightsError(
+                f"{source}: {name} shifts by {[round(v, 4) for v in found.tolist()]} (= rgb_range x rgb_mean), but "
+                f"the network normalises with img_range={img_range:g} x rgb_mean="
+                f"{[round(v, 4) for v in mean.tolist()]} = {[round(v, 4) for v in expected.tolist()]}: build the "
+                f"network with matching img_range / rgb_mean"
+            )
+    return state
+
+
+def _convert_edsr(state: StateDict, net: nn.Module | None, source: str) -> StateDict:
+    return _rename(_mean_shift(state, net, source), EDSR_RULES)
+
+
+def _convert_rcan(state: StateDict, net: nn.Module | None, source: str) -> StateDict:
+    return _rename(_mean_shift(state, net, source), RCAN_RULES)
+
+
+# -- ESRGAN (xinntao/ESRGAN RRDBNet_arch.py, and the older sequential `model.N` network) --
+_RRDB_NAMES = {"trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2", "HRconv": "conv_hr"}
+ESRGAN_RULES: tuple[Rule, ...] = (
+    (r"RRDB_trunk\.(\d+)\.RDB(\d)\.(conv\d)\.(weight|bias)", r"body.\1.rdb\2.\3.\4"),
+    *((rf"{old}\.(weight|bias)", rf"{new}.\1") for old, new in _RRDB_NAMES.items()),
+)
+ESRGAN_SEQ_RULES: tuple[Rule, ...] = (
+    (r"model\.0\.(weight|bias)", r"conv_first.\1"),
+    (r"model\.1\.sub\.(\d+)\.RDB(\d)\.(conv\d)\.0\.(weight|bias)", r"body.\1.rdb\2.\3.\4"),
+    (r"model\.1\.sub\.\d+\.(weight|bias)", r"conv_body.\1"),
+)
+
+
+def _convert_esrgan(state: StateDict, net: nn.Module | None, source: str) -> StateDict:
+    return _rename(state, ESRGAN_RULES)
+
+
+def _convert_esrgan_sequential(state: StateDict, net: nn.Module | None, source: str) -> StateDict:
+    """The pre-2019 ESRGAN network was one ``nn.Sequential``: conv_first (0), ShortcutBlock(RRDBs + trunk conv)
+    (1), then per x2 step [Upsample, conv, LeakyReLU], then HR conv, LeakyReLU, last conv. The tail convs are
+    recognised by their order: conv_up1, conv_up2, …, conv_hr, conv_last."""
+    state = _rename(state, ESRGAN_SEQ_RULES)
+    tail = re.compile(r"model\.(\d+)\.(weight|bias)")
+    indices = sorted({int(m.group(1)) for k in state if (m := tail.fullmatch(k))})
+    names = [f"conv_up{i + 1}" for i in range(len(indices) - 2)] + ["conv_hr", "conv_last"]
+    mapping = dict(zip(indices, names))
+    out = {}
+    for key, value in state.items():
+        m = tail.fullmatch(key)
+        out[f"{mapping[int(m.group(1))]}.{m.group(2)}" if m else key] = value
+    return out
+
+
+# -- VDSR (MatConvNet .mat of the official test code) --
+MATCONVNET_PREFIX = "matconvnet."
+
+
+def _read_matconvnet(path: Path) -> StateDict:
+    """A MatConvNet model struct ``model`` with cell arrays ``weight`` (H x W x Cin x Cout) and ``bias`` as
+    ``matconvnet.<i>.weight`` (Cout, Cin, H, W) / ``matconvnet.<i>.bias`` tensors, in layer order.
+
+    ``vl_nnconv`` computes a correlation, as ``torch.nn.functional.conv2d`` does, and indexes filters
+    (row, column, in, out): the kernel maps over without flipping or transposing (checked numerically: this
+    mapping reproduces VDSR's published PSNR, a flipped or transposed kernel loses several dB).
+    """
+    import numpy as np
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(str(path))
+    except Exception as exc:  # noqa: BLE001 - scipy raises several types for a bad file
+        raise WeightsError(f"{path}: not a readable MATLAB v5 file ({exc})") from exc
+    if "model" not in mat:
+        found = sorted(k for k in mat if not k.startswith("__"))
+        raise WeightsError(f"{path}: expected a MatConvNet struct 'model' with 'weight' and 'bias'; found {found}")
+    model = mat["model"]
+    try:
+        weights = [np.asarray(w) for w in model["weight"][0, 0].flat]
+        biases = [np.asarray(b) for b in model["bias"][0, 0].flat]
+    except (ValueError, IndexError) as exc:
+        raise WeightsError(f"{path}: struct 'model' has no 'weight'/'bias' cell arrays") from exc
+    if len(weights) != len(biases):
+        raise WeightsError(f"{path}: {len(weights)} weight arrays but {len(biases)} bias arrays")
+    state: StateDict = {}
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        b = b.reshape(-1)
+        w = w.reshape(*w.shape[:2], -1, b.size)  # MATLAB drops trailing singleton dims (Cout = 1)
+        state[f"{MATCONVNET_PREFIX}{i}.weight"] = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
+        state[f"{MATCONVNET_PREFIX}{i}.bias"] = torch.from_numpy(np.ascontiguousarray(b))
+    return {k: v.float() for k, v in state.items()}
+
+
+def _convert_matconvnet(state: StateDict, net: nn.Module | None, source: str) -> StateDict:
+    """MatConvNet layer i -> ``layers.i`` of :class:`~src.archs.vdsr.VDSR` (a plain chain of convs)."""
+    return {key.replace(MATCONVNET_PREFIX, "layers.", 1): value for key, value in state.items()}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A key layout: ``detect(state)`` on the key names, ``convert(state, net, source)`` -> BasicSR keys."""
+
+    name: str
+    detect: Callable[[Mapping[str, Any]], bool]
+    convert: Callable[[StateDict, nn.Module | None, str], StateDict]
+
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout("matconvnet (official VDSR .mat)", lambda s: all(k.startswith(MATCONVNET_PREFIX) for k in s),
+           _convert_matconvnet),
+    Layout("official RCAN (EDSR-PyTorch)",
+           _has(r"head\.0\.weight", r"body\.\d+\.body\.\d+\.body\.3\.conv_du\.0\.weight"), _convert_rcan),
+    Layout("official EDSR (EDSR-PyTorch)",
+           _has(r"head\.0\.weight", r"body\.\d+\.body\.0\.weight", r"tail\.1\.weight"), _convert_edsr),
+    Layout("original ESRGAN (RRDB_trunk)", _has(r"RRDB_trunk\.\d+\.RDB1\.conv1\.weight", r"trunk_conv\.weight"),
+           _convert_esrgan),
+    Layout("old ESRGAN (sequential model.N)", _has(r"model\.0\.weight", r"model\.1\.sub\.\d+\.RDB1\.conv1\.0\.weight"),
+           _convert_esrgan_sequential),
+    Layout("basicsr", lambda s: True, lambda s, net, source: dict(s)),  # already our keys
+)
+
+
+def convert(state: StateDict, net: nn.Module | None = None, source: str = "<weights>") -> tuple[StateDict, str]:
+    """(state dict with BasicSR keys, layout name): the first :data:`LAYOUTS` entry whose detector fits."""
+    for layout in LAYOUTS:
+        if layout.detect(state):
+            return layout.convert(state, net, source), layout.name
+    raise AssertionError("unreachable: the basicsr layout accepts everything")
+
+
+# ---- public API ---------------------------------------------------------------------------------------------
+def _head(items: list[str]) -> str:
+    more = f" … (+{len(items) - LIST_LIMIT} more)" if len(items) > LIST_LIMIT else ""
+    return ", ".join(items[:LIST_LIMIT]) + more
+
+
+def check_state_dict(state: Mapping[str, torch.Tensor], net: nn.Module, source: str = "<weights>",
+                     layout: str = "?") -> None:
+    """Raise :class:`WeightsError` unless ``state`` has exactly the keys and shapes of ``net.state_dict()``."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs network {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    lines = [f"{source} (detected layout: {layout}) does not match {type(net).__name__}:"]
+    if missing:
+        lines.append(f"  missing keys ({len(missing)}): {_head(missing)}")
+    if unexpected:
+        lines.append(f"  unexpected keys ({len(unexpected)}): {_head(unexpected)}")
+    if shapes:
+        lines.append(f"  shape mismatches ({len(shapes)}): {_head(shapes)}")
+    if layout == "basicsr" and unexpected:
+        known = ", ".join(lay.name for lay in LAYOUTS)
+        lines.append(f"  (the key names fit no other known layout, so they were taken as BasicSR keys; known: {known})")
+    raise WeightsError("\n".join(lines))
+
+
+def read_weights(path: str | Path, net: nn.Module | None = None) -> tuple[StateDict, str]:
+    """(state dict with our keys, description ``"<container>, <layout>"``) of a weights file; checked against
+    ``net`` when given (see :func:`load_weights`)."""
+    source = str(path)
+    state, container = unwrap(read_file(path), source)
+    state, layout = convert(state, net, source)
+    if net is not None:
+        check_state_dict(state, net, source, layout)
+    return state, layout if container == "bare state dict" else f"{container}, {layout}"
+
+
+def load_weights(path: str | Path, net: nn.Module | None = None) -> StateDict:
+    """The weights in ``path`` as a state dict with our (BasicSR) key names.
+
+    Any container of :data:`CONTAINERS` and layout of :data:`LAYOUTS` is accepted. With ``net`` the keys and
+    shapes are checked against ``net.state_dict()`` (a :class:`WeightsError` lists what differs) and the
+    network guides conversions that need it (the MatConvNet layer order, the EDSR mean shift); nothing is
+    loaded into ``net`` — use :func:`load_into` for that.
+    """
+    return read_weights(path, net)[0]
+
+
+def load_into(net: nn.Module, path: str | Path) -> str:
+    """Load ``path`` into ``net`` with ``strict=True``; returns (and logs) the detected container and layout."""
+    state, description = read_weights(path, net)
+    net.load_state_dict(state, strict=True)
+    log.info("loaded %s into %s (%s)", path, type(net).__name__, description)
+    return description
+
+
+def _export_tensor(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu").contiguous().clone()
+
+
+def export_basicsr(
+    state_dict: Mapping[str, torch.Tensor], path: str | Path, ema_state_dict: Mapping[str, torch.Tensor] | None = None
+) -> Path:
+    """Write ``{'params': state_dict, 'params_ema': ema_state_dict or state_dict}`` (BasicSR's format, read by
+    BasicSR, Real-ESRGAN, chaiNNer/spandrel). A ``.safetensors`` path gets the flat EMA (else plain) weights."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    params = {k: _export_tensor(v) for k, v in _strip_prefixes(state_dict).items()}
+    ema = {k: _export_tensor(v) for k, v in _strip_prefixes(ema_state_dict).items()} if ema_state_dict else params
+    if set(ema) != set(params):
+        raise WeightsError("export: the EMA weights do not have the same keys as the network weights")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import save_file
 
-
-def extract_state_dict(ckpt: Mapping[str, Any], prefix: str = "sr.net.") -> dict[str, torch.Tensor]:
-    """Network weights from a Lightning checkpoint (``state_dict`` with ``prefix``), a BasicSR file
-    (``params_ema`` preferred over ``params``) or a bare state dict; ``module.`` (DataParallel) prefixes are
-    removed."""
-    if "state_dict" in ckpt:
-        state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-        if not state:
-            raise KeyError(f"checkpoint has no weights under '{prefix}'")
-    elif "params_ema" in ckpt:
-        state = dict(ckpt["params_ema"])
-    elif "params" in ckpt:
-        state = dict(ckpt["params"])
+        save_file(ema, str(path), metadata={"format": "pt"})
     else:
-        state = dict(ckpt)
-    return {k.removeprefix("module."): v for k, v in state.items()}
+        torch.save({"params": params, "params_ema": ema}, path)
+    return path
 
 
+# ---- evaluation -----------------------------------------------------------------------------------------------
 def build_eval_model(model_cfg: DictConfig, scale: int, ckpt_path: str | None) -> nn.Module:
-    """The network of ``model_cfg`` at ``scale`` as an LR -> SR module, with weights from ``ckpt_path``.
+    """The network of ``model_cfg`` at ``scale`` as an LR -> SR module, with weights from ``ckpt_path`` or
+    ``model_cfg.weights`` (one of the two).
 
     A Lightning checkpoint written by ``src.train`` carries its own model hyperparameters: those are used
-    (its ``name`` must match ``model.name``, its scale must match ``scale``). A plain state dict is loaded
-    into the network built from ``model_cfg``. Parameter-free methods (bicubic) take no checkpoint.
+    (its ``name`` must match ``model.name``; its scale must match ``scale`` unless the network sees
+    bicubic-upsampled input, which works at any scale). A weights file without hyperparameters (BasicSR,
+    official layouts, .safetensors, .mat) is loaded into the network built from ``model_cfg`` at ``scale``.
+    Parameter-free methods (bicubic) take no weights.
     """
+    weights = model_cfg.get("weights")
     method_cls = get_class(model_cfg._target_)
     if not getattr(method_cls, "trainable", True):
-        if ckpt_path:
-            raise ValueError(f"model={model_cfg.name} has no parameters: drop ckpt_path={ckpt_path}")
+        if ckpt_path or weights:
+            raise ValueError(f"model={model_cfg.name} has no parameters: drop ckpt_path / model.weights")
         return instantiate(model_cfg, scale=scale)
-    if not ckpt_path:
-        raise ValueError(f"model={model_cfg.name} needs trained weights: pass ckpt_path=<file>")
-    ckpt = load_checkpoint_file(ckpt_path)
-    hparams = ckpt.get("hyper_parameters")
+    if ckpt_path and weights:
+        raise ValueError(f"give either ckpt_path={ckpt_path} or model.weights={weights}, not both")
+    source = ckpt_path or weights
+    if not source:
+        raise ValueError(
+            f"model={model_cfg.name} needs trained weights: pass ckpt_path=<Lightning checkpoint> or "
+            f"model.weights=<weights file>"
+        )
+    hparams = read_hparams(source)
     if hparams is not None:
         if hparams.get("name") != model_cfg.name:
-            raise ValueError(
-                f"{ckpt_path} is a '{hparams.get('name')}' checkpoint, but model={model_cfg.name} was given"
-            )
-        if int(hparams["scale"]) != int(scale):
-            raise ValueError(f"{ckpt_path} was trained for x{hparams['scale']}, cannot evaluate it at x{scale}")
+            raise ValueError(f"{source} is a '{hparams.get('name')}' checkpoint, but model={model_cfg.name} was given")
+        if int(hparams["scale"]) != int(scale) and hparams.get("input") != "bicubic":
+            raise ValueError(f"{source} was trained for x{hparams['scale']}, cannot evaluate it at x{scale}")
         net = instantiate(OmegaConf.create(hparams["arch"]))
         spec = {k: hparams[k] for k in ("input", "color")}
     else:
         net = instantiate(model_cfg.arch)
         spec = {"input": model_cfg.input, "color": model_cfg.color}
-    net.load_state_dict(extract_state_dict(ckpt), strict=True)
-    return SRForward(net, scale=scale, **spec).eval()
+    load_into(net, source)
+    channels_last = bool(model_cfg.get("channels_last", False))  # an inference choice: from the config
+    return SRForward(net, scale=scale, channels_last=channels_last, **spec).eval()

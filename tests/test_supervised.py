@@ -74,3 +74,15 @@ def test_upsampling_networks_refuse_other_scales():
     with pytest.raises(ValueError, match="only pre-upsampling models"):
         method(torch.rand(1, 3, 8, 8), scale=2)
     assert method(torch.rand(1, 3, 8, 8), scale=4).shape == (1, 3, 32, 32)
+
+
+def test_theta_over_gamma_norm_clipping():
+    method = srcnn_method(grad_clip_theta=0.04, grad_clip_mode="norm")
+    optimizer = torch.optim.SGD(method.parameters(), lr=0.1)
+    for p in method.parameters():
+        p.grad = torch.full_like(p, 1.0)
+    method.configure_gradient_clipping(optimizer)
+    norm = torch.cat([p.grad.flatten() for p in method.parameters()]).norm().item()
+    assert norm == pytest.approx(0.4, rel=1e-4)  # θ/γ = 0.04 / 0.1
+    with pytest.raises(ValueError, match="grad_clip_mode"):
+        srcnn_method(grad_clip_mode="max")

@@ -8,7 +8,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from src.checkpoints import build_eval_model, load_checkpoint_file
+from src.checkpoints import build_eval_model, read_hparams
 from src.config import validate
 from src.evaluation.benchmark import load_benchmark_set, score_set
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
@@ -32,7 +32,8 @@ def _scales(cfg: DictConfig) -> list[int]:
         return [int(s) for s in cfg.benchmarks.scales]
     if not getattr(get_class(cfg.model._target_), "trainable", True):
         return [2, 3, 4]
-    hparams = load_checkpoint_file(cfg.ckpt_path).get("hyper_parameters") if cfg.ckpt_path else None
+    source = cfg.ckpt_path or cfg.model.get("weights")  # build_eval_model rejects both at once
+    hparams = read_hparams(source) if source else None
     return [int(hparams["scale"])] if hparams else [int(cfg.scale)]
 
 

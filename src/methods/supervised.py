@@ -1,4 +1,5 @@
-"""Supervised SR training (automatic optimization): one generator, a pixel loss, paper-protocol validation."""
+"""Supervised SR training (automatic optimization): one generator, a weighted sum of losses, paper-protocol
+validation."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import nn
 
 from src.colorspace import rgb_to_y
 from src.evaluation.results import score_image
-from src.losses import build_pixel_loss
+from src.losses import PixelLoss
 from src.methods.sr_forward import SRForward
 
 INPUT_MODES = ("lr", "bicubic")
@@ -26,7 +27,8 @@ def _plain(cfg: Any) -> Any:
 
 
 class SupervisedSR(L.LightningModule):
-    """Trains ``arch`` with a pixel loss on (LR, HR) batches made by the DataModule.
+    """Trains ``arch`` with a loss (a pixel loss or a weighted sum of terms) on (LR, HR) batches made by the
+    DataModule.
 
     Args:
         name: method name used in tables (``espcn``, ``srcnn`` …).
@@ -36,7 +38,10 @@ class SupervisedSR(L.LightningModule):
             upsampled LR, as SRCNN and VDSR).
         color: ``"rgb"`` or ``"y"`` (the network sees and predicts the MATLAB Y channel; chroma comes from
             bicubic, as in the SRCNN/FSRCNN/ESPCN papers).
-        loss: pixel loss, ``l1`` | ``mse`` | ``charbonnier`` (on Y for ``color="y"``).
+        loss: a pixel loss name, ``l1`` | ``mse`` | ``charbonnier``, or ``{term name: Hydra config}`` of loss
+            modules (``src.losses``: PixelLoss, PerceptualLoss, MixLoss, MSSSIMLoss, TVLoss …), each with its
+            own ``loss_weight``; the total is their sum and every term is logged as ``train/<term name>``.
+            Computed on Y for ``color="y"`` (terms that need RGB, like VGG features, are refused there).
         optimizer: Hydra config of a ``torch.optim`` class with ``_partial_: true``.
         lr_scheduler: Hydra config of a ``torch.optim.lr_scheduler`` class with ``_partial_: true``, stepped
             every optimizer step; ``None`` for a constant rate.
@@ -50,6 +55,12 @@ class SupervisedSR(L.LightningModule):
         grad_clip_theta: VDSR's adjustable gradient clipping: gradients are clipped to [-θ/γ, θ/γ] with γ the
             current learning rate (so a high rate gets tight clipping). ``None`` leaves clipping to
             ``trainer.gradient_clip_val``; both at once is an error.
+        grad_clip_mode: ``"value"`` clips every gradient element to ±θ/γ (the paper's wording); ``"norm"``
+            clips the global gradient norm to θ/γ (what the widely used PyTorch VDSR port does, at θ/γ = 0.4).
+        weights: a weights file to initialise the network from (fine-tuning, or a pretrained model to evaluate):
+            our Lightning ``.ckpt``, BasicSR ``.pth`` (``params_ema`` preferred), ``.safetensors``, official
+            EDSR/RCAN/ESRGAN layouts or the official VDSR ``.mat`` (see :mod:`src.checkpoints`); loaded with
+            ``strict=True``. Not saved in the hyperparameters: a checkpoint of this module holds the weights.
     """
 
     def __init__(
@@ -59,7 +70,7 @@ class SupervisedSR(L.LightningModule):
         scale: int,
         input: str = "lr",
         color: str = "rgb",
-        loss: str = "l1",
+        loss: str | Mapping = "l1",
         optimizer: Mapping | None = None,
         lr_scheduler: Mapping | None = None,
         lr_multipliers: Mapping[str, float] | None = None,
@@ -67,10 +78,14 @@ class SupervisedSR(L.LightningModule):
         y_rounding: bool = True,
         channels_last: bool = False,
         grad_clip_theta: float | None = None,
+        grad_clip_mode: str = "value",
+        weights: str | None = None,
     ) -> None:
         super().__init__()
         if input not in INPUT_MODES:
             raise ValueError(f"model.input={input!r}: expected one of {INPUT_MODES}")
+        if grad_clip_mode not in ("value", "norm"):
+            raise ValueError(f"model.grad_clip_mode={grad_clip_mode!r}: expected 'value' or 'norm'")
         if color not in COLOR_MODES:
             raise ValueError(f"model.color={color!r}: expected one of {COLOR_MODES}")
         unknown = set(recipe or {}) - set(RECIPE_KEYS)
@@ -83,7 +98,7 @@ class SupervisedSR(L.LightningModule):
                 "scale": scale,
                 "input": input,
                 "color": color,
-                "loss": loss,
+                "loss": _plain(loss),
                 "optimizer": _plain(optimizer),
                 "lr_scheduler": _plain(lr_scheduler),
                 "lr_multipliers": _plain(lr_multipliers),
@@ -91,11 +106,16 @@ class SupervisedSR(L.LightningModule):
                 "y_rounding": y_rounding,
                 "channels_last": channels_last,
                 "grad_clip_theta": grad_clip_theta,
+                "grad_clip_mode": grad_clip_mode,
             }
         )
         net: nn.Module = instantiate(self.hparams.arch)
+        if weights:
+            from src.checkpoints import load_into  # lazy: src.checkpoints imports src.methods
+
+            load_into(net, weights)  # logs the detected container and layout
         self.sr = SRForward(net, scale=scale, input=input, color=color, channels_last=channels_last)
-        self.criterion = build_pixel_loss(loss)
+        self.losses = self._build_losses(self.hparams.loss, color)
         self.val_name = "val"
 
     @property
@@ -114,9 +134,30 @@ class SupervisedSR(L.LightningModule):
             pred, target = self.sr.predict_y(lr, scale), rgb_to_y(hr)
         else:
             pred, target = self(lr, scale), hr
-        loss = self.criterion(pred, target)
-        self.log(f"train/{self.hparams.loss}", loss, prog_bar=True, batch_size=lr.shape[0])
-        return loss
+        total = 0.0
+        for term_name, term in self.losses.items():
+            value = term(pred, target)
+            parts = value if isinstance(value, tuple) else (value,)
+            suffixes = ("", "_style") if isinstance(value, tuple) else ("",)
+            for suffix, part in zip(suffixes, parts):
+                if part is not None:
+                    self.log(f"train/{term_name}{suffix}", part, prog_bar=suffix == "", batch_size=lr.shape[0])
+                    total = total + part
+        if len(self.losses) > 1:
+            self.log("train/loss", total, batch_size=lr.shape[0])
+        return total
+
+    @staticmethod
+    def _build_losses(loss: str | Mapping, color: str) -> nn.ModuleDict:
+        if isinstance(loss, str):
+            return nn.ModuleDict({loss: PixelLoss(loss)})
+        if not loss:
+            raise ValueError("model.loss is empty: give a pixel loss name or a mapping of loss terms")
+        terms = nn.ModuleDict({str(name): instantiate(cfg) for name, cfg in loss.items()})
+        for name, term in terms.items():
+            if color == "y" and getattr(term, "needs_rgb", False):
+                raise ValueError(f"model.loss.{name} needs RGB images, but model.color=y trains on Y only")
+        return terms
 
     # ---- validation -------------------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -144,7 +185,10 @@ class SupervisedSR(L.LightningModule):
             raise ValueError("set either model.grad_clip_theta (VDSR clipping) or trainer.gradient_clip_val")
         bound = float(theta) / optimizer.param_groups[0]["lr"]
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        torch.nn.utils.clip_grad_value_(params, bound)
+        if self.hparams.grad_clip_mode == "norm":
+            torch.nn.utils.clip_grad_norm_(params, bound)
+        else:
+            torch.nn.utils.clip_grad_value_(params, bound)
 
     def _param_groups(self) -> list[dict]:
         multipliers = dict(self.hparams.lr_multipliers or {})

@@ -16,8 +16,10 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks import ValidationPanels
+from src.checkpoints import export_basicsr
 from src.config import ConfigError, validate
 from src.evaluation.heldout import heldout_report
+from src.evaluation.metric_suite import build_metric_suite
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,8 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path) -
     else:
         which = "final weights"
     method = method.to("cpu").eval()
+    exported = export_basicsr(method.net.state_dict(), out / "checkpoints" / "best_basicsr.pth")
+    log.info("BasicSR-format weights ({params, params_ema}) of the %s: %s", which, exported)
     datamodule.setup("validate")
     items = [datamodule.val_set[i] for i in range(len(datamodule.val_set))]
     _, table = heldout_report(
@@ -152,9 +156,10 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path) -
         method_name=cfg.model.name,
         set_name=datamodule.val_name,
         out_dir=out,
-        y_rounding=cfg.metrics.y_rounding,
+        suite=build_metric_suite(cfg.metrics),
         panel_images=cfg.report.panel_images,
         crop=cfg.report.crop,
     )
     print(f"\nHeld-out PSNR / SSIM (Y, {cfg.scale} px shaved) of the {which}, x{cfg.scale}:\n{table}")
-    print(f"\nRun folder: {out}\n  results.csv, per_image.csv, comparison.png, checkpoints/, csv/metrics.csv")
+    print(f"\nRun folder: {out}\n  results.csv, per_image.csv, comparison.png, csv/metrics.csv,\n"
+          "  checkpoints/ (best.ckpt, last.ckpt, best_basicsr.pth for BasicSR / Real-ESRGAN / chaiNNer)")

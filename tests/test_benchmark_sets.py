@@ -42,9 +42,9 @@ def test_generate_lr_rejects_unknown_flavour():
 
 def test_summary_is_mean_of_per_image_scores():
     scores = [
-        ImageScore("m", "S", 2, "a.png", 30.0, 0.90),
-        ImageScore("m", "S", 2, "b.png", 34.0, 0.80),
-        ImageScore("m", "T", 2, "c.png", 20.0, 0.50),
+        ImageScore("m", "S", 2, "a.png", {"psnr_y": 30.0, "ssim_y": 0.90}),
+        ImageScore("m", "S", 2, "b.png", {"psnr_y": 34.0, "ssim_y": 0.80}),
+        ImageScore("m", "T", 2, "c.png", {"psnr_y": 20.0, "ssim_y": 0.50}),
     ]
     rows = summarize(scores)
     assert [(r.set, r.psnr_y, r.ssim_y, r.num_images) for r in rows] == [

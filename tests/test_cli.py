@@ -71,6 +71,12 @@ def test_smoke_run_folder(espcn_smoke_run):
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 4
     assert ckpt["hyper_parameters"]["name"] == "espcn" and ckpt["hyper_parameters"]["scale"] == 4
+    basicsr = torch.load(run / "checkpoints" / "best_basicsr.pth", map_location="cpu", weights_only=True)
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert set(basicsr) == {"params", "params_ema"} and set(basicsr["params"]) == {"conv1.weight", "conv1.bias",
+                                                                                   "conv2.weight", "conv2.bias",
+                                                                                   "conv3.weight", "conv3.bias"}
+    assert torch.equal(basicsr["params"]["conv3.weight"], best["sr.net.conv3.weight"])
 
 
 def test_resume_from_checkpoint(espcn_smoke_run, tmp_path):

@@ -16,7 +16,8 @@ import torch
 
 from src.data.image_io import list_images, load_image
 from src.degradations import imresize, modcrop
-from src.evaluation.results import ImageScore, score_image
+from src.evaluation.metric_suite import MetricSuite
+from src.evaluation.results import ImageScore
 
 LR_MODES = ("auto", "files", "generate")
 LAYOUT = "<root>/<Set>/HR/<name>.png  [+ <root>/<Set>/LR_bicubic/X<s>/<name>.png]"
@@ -98,15 +99,17 @@ def score_set(
     method: str,
     set_name: str,
     scale: int,
-    y_rounding: bool = True,
+    suite: MetricSuite | None = None,
     device: torch.device | str = "cpu",
     keep_outputs: set[str] | None = None,
 ) -> tuple[list[ImageScore], dict[str, torch.Tensor]]:
-    """Run ``model`` (LR (1, 3, h, w) -> SR (1, 3, sh, sw), floats in [0, 1]) on every image and score it.
+    """Run ``model`` (LR (1, 3, h, w) -> SR (1, 3, sh, sw), floats in [0, 1]) on every image and score it
+    with ``suite`` (PSNR/SSIM on Y with MATLAB rounding by default).
 
     Gray images are fed as 3 equal channels and scored on gray values. Returns the per-image scores and the
     SR outputs (C, H, W, on the CPU) of the images named in ``keep_outputs``.
     """
+    suite = suite or MetricSuite()
     scores, kept = [], {}
     for img in images:
         lr = img.lr.unsqueeze(0).to(device)
@@ -118,8 +121,7 @@ def score_set(
                 f"{method} produced {tuple(sr.shape[-2:])} for {set_name}/{img.name}, "
                 f"expected {tuple(img.hr.shape[-2:])}"
             )
-        psnr, ssim = score_image(sr, img.hr, scale, y_rounding)
-        scores.append(ImageScore(method, set_name, scale, img.name, psnr, ssim))
+        scores.append(ImageScore(method, set_name, scale, img.name, suite.score(sr, img.hr, scale)))
         if keep_outputs and img.name in keep_outputs:
             kept[img.name] = sr
     return scores, kept

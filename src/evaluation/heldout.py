@@ -9,7 +9,8 @@ import torch
 
 from src.degradations import imresize
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel, stack_vertically
-from src.evaluation.results import ImageScore, SetScore, markdown_table, score_image, summarize, write_csv
+from src.evaluation.metric_suite import MetricSuite
+from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
 
 
 @torch.no_grad()
@@ -21,7 +22,7 @@ def heldout_report(
     method_name: str,
     set_name: str,
     out_dir: str | Path,
-    y_rounding: bool = True,
+    suite: MetricSuite | None = None,
     panel_images: int = 2,
     crop: int = 96,
     device: torch.device | str = "cpu",
@@ -35,6 +36,7 @@ def heldout_report(
         degradation: makes the LR from the HR when an item has no ``lr``.
     """
     out_dir = Path(out_dir)
+    suite = suite or MetricSuite()
     scores: list[ImageScore] = []
     panels = []
     for index, item in enumerate(items):
@@ -48,8 +50,7 @@ def heldout_report(
         sr = model(lr).clamp(0, 1)[0]
         bicubic = imresize(lr, float(scale)).clamp(0, 1)[0]
         for name, out in ((method_name, sr), ("bicubic", bicubic)):
-            psnr, ssim = score_image(out.cpu(), hr[0].cpu(), scale, y_rounding)
-            scores.append(ImageScore(name, set_name, scale, item["name"], psnr, ssim))
+            scores.append(ImageScore(name, set_name, scale, item["name"], suite.score(out, hr[0], scale)))
         if index < panel_images:
             box = detailed_crop(hr[0].cpu(), crop)
             panel = comparison_panel(
@@ -58,7 +59,7 @@ def heldout_report(
                 crop=box,
             )
             panels.append(panel)
-    summary = summarize(scores)
+    summary = summarize(scores, suite)
     write_csv(summary, out_dir / "results.csv")
     write_csv(scores, out_dir / "per_image.csv")
     if panels:

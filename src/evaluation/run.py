@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.checkpoints import build_eval_model, read_hparams
 from src.config import validate
 from src.evaluation.benchmark import load_benchmark_set, score_set
+from src.evaluation.metric_suite import build_metric_suite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
 
@@ -47,6 +48,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
     out_dir = Path(out_dir)
     device = pick_device(cfg.device)
+    suite = build_metric_suite(cfg.metrics)
     name = cfg.model.name
     scores: list[ImageScore] = []
     wanted = set(cfg.samples.images)
@@ -57,14 +59,12 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
             images = load_benchmark_set(
                 cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab
             )
-            set_scores, kept = score_set(
-                model, images, name, set_name, scale, cfg.metrics.y_rounding, device, keep_outputs=wanted
-            )
+            set_scores, kept = score_set(model, images, name, set_name, scale, suite, device, keep_outputs=wanted)
             scores.extend(set_scores)
             for img in images:
                 if img.name in kept:
                     _save_sample(img, kept[img.name], scale, name, cfg.samples.crop, out_dir / "samples", set_name)
-    summary = summarize(scores)
+    summary = summarize(scores, suite)
     write_csv(summary, out_dir / "results.csv")
     write_csv(scores, out_dir / "per_image.csv")
     table = markdown_table(summary)

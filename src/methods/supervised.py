@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src.colorspace import rgb_to_y
-from src.evaluation.results import score_image
+from src.evaluation.metric_suite import build_metric_suite
 from src.losses import PixelLoss
 from src.methods.sr_forward import SRForward
 
@@ -50,7 +50,9 @@ class SupervisedSR(L.LightningModule):
         recipe: the paper's ``batch_size``, ``patch_size`` (HR px), ``max_steps`` and optional ``train_scales``
             (multi-scale training), read by the data and
             trainer configs through interpolation.
-        y_rounding: round Y to integers in validation metrics (MATLAB); ``False`` for BasicSR's convention.
+        metrics: the ``metrics`` config (names, y_rounding, …) for validation: every per-image metric is
+            logged as ``val/<dataset>/<metric>`` (mean over the validation images), set-level ones (rmse, pi)
+            at the end of validation (per process under DDP).
         channels_last: run the network in ``channels_last`` memory format (faster convolutions on CPU).
         grad_clip_theta: VDSR's adjustable gradient clipping: gradients are clipped to [-θ/γ, θ/γ] with γ the
             current learning rate (so a high rate gets tight clipping). ``None`` leaves clipping to
@@ -75,7 +77,7 @@ class SupervisedSR(L.LightningModule):
         lr_scheduler: Mapping | None = None,
         lr_multipliers: Mapping[str, float] | None = None,
         recipe: Mapping[str, int] | None = None,
-        y_rounding: bool = True,
+        metrics: Mapping | None = None,
         channels_last: bool = False,
         grad_clip_theta: float | None = None,
         grad_clip_mode: str = "value",
@@ -103,7 +105,7 @@ class SupervisedSR(L.LightningModule):
                 "lr_scheduler": _plain(lr_scheduler),
                 "lr_multipliers": _plain(lr_multipliers),
                 "recipe": _plain(recipe),
-                "y_rounding": y_rounding,
+                "metrics": _plain(metrics),
                 "channels_last": channels_last,
                 "grad_clip_theta": grad_clip_theta,
                 "grad_clip_mode": grad_clip_mode,
@@ -117,6 +119,8 @@ class SupervisedSR(L.LightningModule):
         self.sr = SRForward(net, scale=scale, input=input, color=color, channels_last=channels_last)
         self.losses = self._build_losses(self.hparams.loss, color)
         self.val_name = "val"
+        self.metric_suite = build_metric_suite(self.hparams.metrics or {})
+        self._val_values: list[dict[str, float]] = []
 
     @property
     def net(self) -> nn.Module:
@@ -167,11 +171,20 @@ class SupervisedSR(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         lr, hr = batch["lr"], batch["hr"]
         sr = self(lr).clamp(0, 1)
-        psnr, ssim = score_image(sr[0], hr[0], self.hparams.scale, self.hparams.y_rounding)
+        values = self.metric_suite.score(sr[0], hr[0], self.hparams.scale)
+        self._val_values.append(values)
         prefix = f"val/{self.val_name}"
-        self.log(f"{prefix}/psnr_y", psnr, prog_bar=True, batch_size=1, sync_dist=True)
-        self.log(f"{prefix}/ssim_y", ssim, batch_size=1, sync_dist=True)
-        return {"sr": sr, "name": batch["name"][0], "psnr_y": psnr, "ssim_y": ssim}
+        for name, value in self.metric_suite.public(values).items():
+            self.log(f"{prefix}/{name}", value, prog_bar=name == "psnr_y", batch_size=1, sync_dist=True)
+        return {"sr": sr, "name": batch["name"][0], **values}
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_values:
+            set_values, _ = self.metric_suite.aggregate(self._val_values)
+            for name in ("rmse", "pi"):
+                if set_values.get(name) is not None:
+                    self.log(f"val/{self.val_name}/{name}", set_values[name], sync_dist=True)
+        self._val_values = []
 
     # ---- optimisation -----------------------------------------------------------------------------------
     def configure_gradient_clipping(

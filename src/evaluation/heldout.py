@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from src.degradations import imresize
-from src.evaluation.panels import comparison_panel, detailed_crop, save_panel, stack_vertically
 from src.evaluation.metric_suite import MetricSuite
+from src.evaluation.panels import comparison_panel, detailed_crop, save_panel, stack_vertically
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
@@ -45,3 +47,36 @@ class ValidationPanels(Callback):
                 logger.log_image(key=key, images=[image], caption=[outputs.get("name", "")], step=trainer.global_step)
             else:
                 logger.experiment.add_image(key, image, trainer.global_step, dataformats="HWC")
+
+
+class EpochTimer(Callback):
+    """Logs ``train/epoch_time_s`` (wall time of each training epoch, validation excluded) and
+    ``train/images_per_s`` (training patches per second over that epoch, all processes)."""
+
+    def __init__(self) -> None:
+        self._start = 0.0
+        self._paused = 0.0
+        self._val_start = 0.0
+        self._batches = 0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._start, self._paused, self._batches = time.perf_counter(), 0.0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._batches += 1
+        self._batch_size = batch["hr"].shape[0]
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._paused += time.perf_counter() - self._val_start
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self._batches:
+            return
+        seconds = time.perf_counter() - self._start - self._paused
+        images = self._batches * self._batch_size * trainer.world_size
+        pl_module.log("train/epoch_time_s", seconds, sync_dist=True)
+        pl_module.log("train/images_per_s", images / max(seconds, 1e-9), sync_dist=True)

@@ -15,7 +15,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from src.callbacks import ValidationPanels
+from src.callbacks import EpochTimer, ValidationPanels
 from src.checkpoints import export_basicsr
 from src.config import ConfigError, validate
 from src.evaluation.heldout import heldout_report
@@ -85,6 +85,7 @@ def build_callbacks(cfg: DictConfig, val_name: str, has_loggers: bool) -> list[C
             auto_insert_metric_name=False,
         ),
         ValidationPanels(num_images=cfg.report.panel_images, crop=cfg.report.crop),
+        EpochTimer(),
     ]
     if has_loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))

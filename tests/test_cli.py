@@ -135,7 +135,9 @@ def test_evaluate_bicubic_on_set5(shared_root, tmp_path):
     assert len(results) == 1 and results[0]["num_images"] == "5"
     assert abs(float(results[0]["psnr_y"]) - 28.42) < 0.02  # published bicubic Set5 x4
     per_image = read_csv(tmp_path / "per_image.csv")
-    assert list(per_image[0]) == ["method", "set", "scale", "image", "psnr_y", "ssim_y"]
+    assert list(per_image[0]) == ["method", "set", "scale", "image", "psnr_y", "ssim_y", "seconds"]
+    assert list(results[0]) == ["method", "set", "scale", "psnr_y", "ssim_y", "seconds", "params", "num_images"]
+    assert results[0]["params"] == "0" and 0 < float(results[0]["seconds"]) < 10
     assert sorted(r["image"] for r in per_image) == ["baby.png", "bird.png", "butterfly.png", "head.png", "woman.png"]
 
 

@@ -132,10 +132,26 @@ def test_imagenet_weights_read_from_torch_home_only(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"vgg19-dcbb9e9d\.pth.*hub/checkpoints") as info:
         VGGFeatureExtractor(["relu1_1"])
     assert "weights=random" in str(info.value)
-    # the real loading path: a file in the expected place is read (here: a seeded random VGG19)
+    # with the file in the cache, torchvision's own loader is called with IMAGENET1K_V1
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth").write_bytes(b"")
+    calls = []
+    real_vgg19 = torchvision.models.vgg19
+
+    def spy(weights=None):
+        calls.append(weights)
+        return real_vgg19(weights=None)
+
+    monkeypatch.setattr(torchvision.models, "vgg19", spy)
+    VGGFeatureExtractor(["relu1_1"])
+    assert calls == ["IMAGENET1K_V1"]
+
+
+def test_explicit_weights_path_is_loaded(tmp_path):
     torch.manual_seed(7)
     reference = torchvision.models.vgg19(weights=None)
-    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(reference.state_dict(), tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth")
-    vgg = VGGFeatureExtractor(["conv1_1"])
+    torch.save(reference.state_dict(), tmp_path / "my_vgg19.pth")
+    vgg = VGGFeatureExtractor(["conv1_1"], weights_path=str(tmp_path / "my_vgg19.pth"))
     assert torch.equal(vgg.features[0].weight, reference.features[0].weight)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        VGGFeatureExtractor(["conv1_1"], weights_path=str(tmp_path / "missing.pth"))

@@ -1,8 +1,9 @@
 """VGG16/19 feature extractor with named layers (``conv5_4`` = before ReLU, ``relu5_4`` = after).
 
-Weights: ``"imagenet"`` reads torchvision's IMAGENET1K_V1 file from a local path or the torch hub cache
-(``$TORCH_HOME/hub/checkpoints``) and never downloads; a missing file is an error that names it and where to
-put it. ``"random"`` is an explicit opt-in (tests, machines without the file), logged as a warning.
+Weights: ``"imagenet"`` loads torchvision's IMAGENET1K_V1 weights with torchvision's own code from the torch
+hub cache (``$TORCH_HOME/hub/checkpoints``), or reads an explicit ``weights_path``; it never downloads: a
+missing file is an error that names it and where to put it. ``"random"`` is an explicit opt-in (tests,
+machines without the file), logged as a warning.
 """
 
 from __future__ import annotations
@@ -82,11 +83,16 @@ class VGGFeatureExtractor(nn.Module):
         unknown = [n for n in self.layer_names if n not in names]
         if unknown or not self.layer_names:
             raise ValueError(f"unknown VGG layer(s) {unknown or '(none given)'}; valid: {', '.join(names)}")
-        net = getattr(torchvision.models, vgg_type)(weights=None)
-        if weights == "imagenet":
+        if weights == "imagenet" and weights_path:
+            net = getattr(torchvision.models, vgg_type)(weights=None)
             state = torch.load(imagenet_weights_path(vgg_type, weights_path), map_location="cpu", weights_only=True)
             net.load_state_dict(state)
+        elif weights == "imagenet":
+            imagenet_weights_path(vgg_type)  # fail with instructions before torchvision would try to download
+            # torchvision's own loading code (IMAGENET1K_V1), which reads the cached file and checks its hash
+            net = getattr(torchvision.models, vgg_type)(weights="IMAGENET1K_V1")
         elif weights == "random":
+            net = getattr(torchvision.models, vgg_type)(weights=None)
             log.warning("VGG feature extractor with RANDOM weights (weights=random): perceptual terms are not "
                         "ImageNet features; use only for tests and smoke runs")
         else:

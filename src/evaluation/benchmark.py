@@ -8,6 +8,7 @@ Layout (any set name works: Set5, Set14, BSD100, Urban100, Manga109, your own)::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,22 +107,33 @@ def score_set(
     """Run ``model`` (LR (1, 3, h, w) -> SR (1, 3, sh, sw), floats in [0, 1]) on every image and score it
     with ``suite`` (PSNR/SSIM on Y with MATLAB rounding by default).
 
-    Gray images are fed as 3 equal channels and scored on gray values. Returns the per-image scores and the
+    Gray images are fed as 3 equal channels and scored on gray values. Each image's inference wall time
+    (after one warm-up call, CUDA-synchronised) is recorded as ``seconds``. Returns the per-image scores and the
     SR outputs (C, H, W, on the CPU) of the images named in ``keep_outputs``.
     """
     suite = suite or MetricSuite()
     scores, kept = [], {}
-    for img in images:
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    for index, img in enumerate(images):
         lr = img.lr.unsqueeze(0).to(device)
         if lr.shape[1] == 1:
             lr = lr.expand(-1, 3, -1, -1)
-        sr = model(lr).clamp(0, 1)[0].float().cpu()
+        if index == 0:
+            model(lr)  # warm-up, so that the timings below are steady-state
+        sync()
+        start = time.perf_counter()
+        sr = model(lr)
+        sync()
+        seconds = time.perf_counter() - start
+        sr = sr.clamp(0, 1)[0].float().cpu()
         if tuple(sr.shape[-2:]) != tuple(img.hr.shape[-2:]):
             raise RuntimeError(
                 f"{method} produced {tuple(sr.shape[-2:])} for {set_name}/{img.name}, "
                 f"expected {tuple(img.hr.shape[-2:])}"
             )
-        scores.append(ImageScore(method, set_name, scale, img.name, suite.score(sr, img.hr, scale)))
+        values = suite.score(sr, img.hr, scale)
+        values["seconds"] = seconds
+        scores.append(ImageScore(method, set_name, scale, img.name, values))
         if keep_outputs and img.name in keep_outputs:
             kept[img.name] = sr
     return scores, kept

@@ -96,9 +96,9 @@ class MetricSuite:
         def mean(key: str) -> float:
             return sum(v[key] for v in per_image) / n
 
-        for name in self._compute:  # every per-image value (NIQE also when only asked for as part of PI)
-            if not name.startswith("_"):
-                values[name] = mean(name)
+        computed = [k for k in per_image[0] if not k.startswith("_")]  # incl. NIQE of PI, timings
+        for name in computed:
+            values[name] = mean(name)
         for name in self.names:
             if name == "rmse":
                 values[name] = math.sqrt(mean("_mse_y"))

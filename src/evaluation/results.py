@@ -92,6 +92,8 @@ def summarize(scores: list[ImageScore], suite: MetricSuite | None = None) -> lis
 def _fmt(value: float | None) -> str:
     if value is None:
         return "n/a"
+    if isinstance(value, int):
+        return str(value)
     return "inf" if math.isinf(value) else f"{value:.4f}"
 
 

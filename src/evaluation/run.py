@@ -14,6 +14,7 @@ from src.evaluation.benchmark import load_benchmark_set, score_set
 from src.evaluation.metric_suite import build_metric_suite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
+from src.metrics.efficiency import count_parameters
 
 EVALUATE_KEYS = (
     "model", "scale", "ckpt_path", "device", "channels_last", "run_name", "metrics", "benchmarks", "samples",
@@ -51,10 +52,12 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     suite = build_metric_suite(cfg.metrics)
     name = cfg.model.name
     scores: list[ImageScore] = []
+    params: dict[int, int] = {}
     wanted = set(cfg.samples.images)
     for scale in _scales(cfg):
         model_cfg = OmegaConf.merge(cfg.model, {"scale": scale})
         model = build_eval_model(model_cfg, scale, cfg.ckpt_path).to(device)
+        params[scale] = count_parameters(model)
         for set_name in cfg.benchmarks.sets:
             images = load_benchmark_set(
                 cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab
@@ -65,6 +68,8 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
                 if img.name in kept:
                     _save_sample(img, kept[img.name], scale, name, cfg.samples.crop, out_dir / "samples", set_name)
     summary = summarize(scores, suite)
+    for row in summary:
+        row.values["params"] = params[row.scale]
     write_csv(summary, out_dir / "results.csv")
     write_csv(scores, out_dir / "per_image.csv")
     table = markdown_table(summary)

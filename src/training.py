@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_KEYS = (
     "model", "data", "degradation", "trainer", "strategy", "logger", "scale", "seed", "ckpt_path",
-    "run_name", "channels_last", "metrics", "checkpoint", "report", "experiment",
+    "run_name", "channels_last", "metrics", "checkpoint", "report", "experiment", "perceptual_weights",
 )
 
 
@@ -145,7 +145,8 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path) -
     else:
         which = "final weights"
     method = method.to("cpu").eval()
-    exported = export_basicsr(method.net.state_dict(), out / "checkpoints" / "best_basicsr.pth")
+    ema = method.sr_ema.net.state_dict() if getattr(method, "sr_ema", None) is not None else None
+    exported = export_basicsr(method.net.state_dict(), out / "checkpoints" / "best_basicsr.pth", ema)
     log.info("BasicSR-format weights ({params, params_ema}) of the %s: %s", which, exported)
     datamodule.setup("validate")
     items = [datamodule.val_set[i] for i in range(len(datamodule.val_set))]

@@ -351,12 +351,23 @@ def test_unet_discriminator_output(skip):
         lambda: SRVGGNetCompact(act_type="gelu"),
         lambda: SRVGGNetCompact(upscale=0),
         lambda: VDSR(num_layers=1),
-        lambda: VGGStyleDiscriminator(3, 64, input_size=192),
+        lambda: VGGStyleDiscriminator(3, 64, input_size=200),
+        lambda: VGGStyleDiscriminator(3, 64, input_size=16),
     ],
 )
 def test_bad_args_raise_value_error(build):
     with pytest.raises(ValueError):
         build()
+
+
+@pytest.mark.parametrize("size", [96, 192])
+def test_vgg_discriminator_other_patch_sizes(size):
+    """SRGAN's 96 px and ESRGAN-Pro's 192 px patches: same keys, only linear1's input width changes."""
+    net = VGGStyleDiscriminator(3, 8, input_size=size)
+    ref = VGGStyleDiscriminator(3, 8, input_size=128)
+    assert list(net.state_dict()) == list(ref.state_dict())
+    assert net.linear1.in_features == 8 * 8 * (size // 32) ** 2
+    assert net(torch.rand(2, 3, size, size)).shape == (2, 1)
 
 
 def test_bad_input_sizes_raise_value_error():

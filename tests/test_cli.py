@@ -193,3 +193,22 @@ def test_all_loggers_together_offline(tmp_path):
     assert len(offline_runs) == 1 and any(offline_runs[0].rglob("*.wandb"))
     assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
     assert (tmp_path / "csv" / "metrics.csv").is_file()
+
+
+GAN_TINY = ("model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4",
+            "model.discriminator.num_feat=4", "scale=2")
+
+
+def test_gan_ddp_two_cpu_processes(tmp_path):
+    """ESRGAN under DDP with find_unused (the headline command's strategy), 2 gloo processes, tiny widths."""
+    proc = ok(run_cli("src.train", *SMOKE, "model=rrdb_gan", *GAN_TINY, "trainer.devices=2",
+                      "trainer.accelerator=cpu", "strategy=ddp_find_unused", run_dir=tmp_path))
+    assert "Starting with 2 processes" in proc.stdout + proc.stderr
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 4 and len(ckpt["optimizer_states"]) == 2
+    metrics = read_csv(tmp_path / "csv" / "metrics.csv")
+    for key in ("train/g_pixel", "train/g_percep", "train/g_gan", "train/d_real", "train/d_fake", "train/d_loss"):
+        assert any(r.get(key) for r in metrics), key
+    exported = torch.load(tmp_path / "checkpoints" / "best_basicsr.pth", map_location="cpu", weights_only=True)
+    assert set(exported) == {"params", "params_ema"}  # EMA 0.999 is exported as params_ema
+    assert not torch.equal(exported["params"]["conv_first.weight"], exported["params_ema"]["conv_first.weight"])

@@ -31,6 +31,11 @@ TINY = {
     "srresnet": ["model.arch.num_feat=8", "model.arch.num_block=1"],
     "rrdb": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4"],
     "srvgg_compact": ["model.arch.num_feat=8", "model.arch.num_conv=2"],
+    "srgan": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.discriminator.num_feat=4"],
+    "rrdb_gan": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4",
+                 "model.discriminator.num_feat=4"],
+    "esrgan_pro": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4",
+                   "model.discriminator.num_feat=4"],
 }
 
 

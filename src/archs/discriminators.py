@@ -11,16 +11,19 @@ from torch.nn.utils import spectral_norm
 
 
 class VGGStyleDiscriminator(nn.Module):
-    """VGG-style classifier for 128x128 or 256x256 patches, one logit per image (no sigmoid).
+    """VGG-style classifier for square patches, one logit per image (no sigmoid).
 
     Five (six for 256) stages of [conv 3x3 stride 1, conv 4x4 stride 2], channels
     num_feat, 2, 4, 8, 8 (, 8) x num_feat; batch norm after every conv except ``conv0_0`` (the only conv with a
-    bias); LeakyReLU 0.2; then ``linear1`` (num_feat*8*4*4 -> 100), LeakyReLU, ``linear2`` (100 -> 1).
+    bias); LeakyReLU 0.2; then ``linear1`` (num_feat*8*s*s -> 100, s = 4 for 128/256 inputs), LeakyReLU,
+    ``linear2`` (100 -> 1).
 
     Args:
         num_in_ch: image channels.
         num_feat: channels of the first stage (64).
-        input_size: 128 or 256 (anything else raises ``ValueError``); inputs must be exactly this size.
+        input_size: 128 or 256 (BasicSR's two layouts), or another multiple of 32 with five stages
+            (e.g. 96 for SRGAN's patches, 192 for ESRGAN-Pro's; only ``linear1``'s input width changes);
+            inputs must be exactly this size.
 
     State-dict keys: ``conv0_0.{weight,bias}``, ``conv0_1``, ``bn0_1``, ``conv{k}_{0,1}``, ``bn{k}_{0,1}`` for
     k = 1 … 4 (… 5 for 256), ``linear1``, ``linear2``.
@@ -30,8 +33,8 @@ class VGGStyleDiscriminator(nn.Module):
 
     def __init__(self, num_in_ch: int, num_feat: int, input_size: int = 128) -> None:
         super().__init__()
-        if input_size not in (128, 256):
-            raise ValueError(f"VGGStyleDiscriminator input_size must be 128 or 256, got {input_size}")
+        if input_size != 256 and (input_size % 32 or input_size < 32):
+            raise ValueError(f"VGGStyleDiscriminator input_size must be a multiple of 32, got {input_size}")
         self.input_size = input_size
         widths = [num_feat, num_feat * 2, num_feat * 4, num_feat * 8, num_feat * 8]
         if input_size == 256:
@@ -46,7 +49,8 @@ class VGGStyleDiscriminator(nn.Module):
             setattr(self, f"conv{k}_1", nn.Conv2d(c_out, c_out, 4, 2, 1, bias=False))
             setattr(self, f"bn{k}_1", nn.BatchNorm2d(c_out, affine=True))
         self.num_stages = len(widths)
-        self.linear1 = nn.Linear(num_feat * 8 * 4 * 4, 100)
+        side = input_size // 2 ** len(widths)  # 4 for BasicSR's 128 and 256
+        self.linear1 = nn.Linear(num_feat * 8 * side * side, 100)
         self.linear2 = nn.Linear(100, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
 
@@ -60,7 +64,7 @@ class VGGStyleDiscriminator(nn.Module):
         for k in range(1, self.num_stages):
             feat = self.lrelu(getattr(self, f"bn{k}_0")(getattr(self, f"conv{k}_0")(feat)))
             feat = self.lrelu(getattr(self, f"bn{k}_1")(getattr(self, f"conv{k}_1")(feat)))
-        feat = torch.flatten(feat, 1)  # (N, C*4*4) in C, H, W order, also for channels_last inputs
+        feat = torch.flatten(feat, 1)  # (N, C*s*s) in C, H, W order, also for channels_last inputs
         return self.linear2(self.lrelu(self.linear1(feat)))
 
 

@@ -3,6 +3,7 @@ validation."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,6 +64,9 @@ class SupervisedSR(L.LightningModule):
             our Lightning ``.ckpt``, BasicSR ``.pth`` (``params_ema`` preferred), ``.safetensors``, official
             EDSR/RCAN/ESRGAN layouts or the official VDSR ``.mat`` (see :mod:`src.checkpoints`); loaded with
             ``strict=True``. Not saved in the hyperparameters: a checkpoint of this module holds the weights.
+        ema_decay: keep an exponential moving average of the network weights (``sr_ema``; BasicSR/Real-ESRGAN use
+            0.999), updated after every optimizer step; in eval mode (validation, the final report, export) the
+            module runs the EMA weights. ``None``: no EMA.
     """
 
     def __init__(
@@ -82,8 +86,11 @@ class SupervisedSR(L.LightningModule):
         grad_clip_theta: float | None = None,
         grad_clip_mode: str = "value",
         weights: str | None = None,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
+        if ema_decay is not None and not 0 < ema_decay < 1:
+            raise ValueError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay}")
         if input not in INPUT_MODES:
             raise ValueError(f"model.input={input!r}: expected one of {INPUT_MODES}")
         if grad_clip_mode not in ("value", "norm"):
@@ -109,6 +116,7 @@ class SupervisedSR(L.LightningModule):
                 "channels_last": channels_last,
                 "grad_clip_theta": grad_clip_theta,
                 "grad_clip_mode": grad_clip_mode,
+                "ema_decay": ema_decay,
             }
         )
         net: nn.Module = instantiate(self.hparams.arch)
@@ -117,6 +125,9 @@ class SupervisedSR(L.LightningModule):
 
             load_into(net, weights)  # logs the detected container and layout
         self.sr = SRForward(net, scale=scale, input=input, color=color, channels_last=channels_last)
+        self.sr_ema: SRForward | None = None
+        if ema_decay is not None:
+            self.sr_ema = copy.deepcopy(self.sr).requires_grad_(False)
         self.losses = self._build_losses(self.hparams.loss, color)
         self.val_name = "val"
         self.metric_suite = build_metric_suite(self.hparams.metrics or {})
@@ -127,17 +138,17 @@ class SupervisedSR(L.LightningModule):
         return self.sr.net
 
     def forward(self, lr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
-        """LR (N, 3, h, w) in [0, 1] -> SR (N, 3, h*scale, w*scale), not clamped."""
+        """LR (N, 3, h, w) in [0, 1] -> SR (N, 3, h*scale, w*scale), not clamped. In eval mode with EMA enabled
+        the EMA weights run."""
+        if self.sr_ema is not None and not self.training:
+            return self.sr_ema(lr, scale)
         return self.sr(lr, scale)
 
     # ---- training ---------------------------------------------------------------------------------------
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        lr, hr = batch["lr"], batch["hr"]
-        scale = batch.get("scale")  # multi-scale training (VDSR): the scale drawn for this batch
-        if self.hparams.color == "y":
-            pred, target = self.sr.predict_y(lr, scale), rgb_to_y(hr)
-        else:
-            pred, target = self(lr, scale), hr
+    def content_loss(
+        self, pred: torch.Tensor, target: torch.Tensor, prefix: str = "", batch_size: int = 1
+    ) -> torch.Tensor:
+        """Weighted sum of ``self.losses`` on (pred, target); each term logged as ``train/<prefix><term>``."""
         total = 0.0
         for term_name, term in self.losses.items():
             value = term(pred, target)
@@ -145,11 +156,36 @@ class SupervisedSR(L.LightningModule):
             suffixes = ("", "_style") if isinstance(value, tuple) else ("",)
             for suffix, part in zip(suffixes, parts):
                 if part is not None:
-                    self.log(f"train/{term_name}{suffix}", part, prog_bar=suffix == "", batch_size=lr.shape[0])
+                    self.log(f"train/{prefix}{term_name}{suffix}", part, prog_bar=suffix == "", batch_size=batch_size)
                     total = total + part
+        return total
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        lr, hr = batch["lr"], batch["hr"]
+        scale = batch.get("scale")  # multi-scale training (VDSR): the scale drawn for this batch
+        if self.hparams.color == "y":
+            pred, target = self.sr.predict_y(lr, scale), rgb_to_y(hr)
+        else:
+            pred, target = self.sr(lr, scale), hr
+        total = self.content_loss(pred, target, batch_size=lr.shape[0])
         if len(self.losses) > 1:
             self.log("train/loss", total, batch_size=lr.shape[0])
         return total
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """sr_ema <- decay * sr_ema + (1 - decay) * sr (parameters); buffers (BN statistics) copied."""
+        if self.sr_ema is None:
+            return
+        decay = float(self.hparams.ema_decay)
+        ema_params = list(self.sr_ema.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in self.sr.parameters()], 1.0 - decay)
+        for ema_buffer, buffer in zip(self.sr_ema.buffers(), self.sr.buffers()):
+            ema_buffer.copy_(buffer)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.automatic_optimization:
+            self.update_ema()
 
     @staticmethod
     def _build_losses(loss: str | Mapping, color: str) -> nn.ModuleDict:

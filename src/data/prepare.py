@@ -1,0 +1,553 @@
+"""Cut HR images into overlapping sub-images, and precompute MATLAB-bicubic LR folders.
+
+    python -m src.data.prepare input=datasets/DIV2K/DIV2K_train_HR output=datasets/DIV2K/DIV2K_train_HR_sub
+    python -m src.data.prepare input=… output=… lr_scales=[2,3,4] workers=8
+    python -m src.data.prepare input=datasets/DIV2K/DIV2K_train_HR output=datasets/DIV2K/DIV2K_train_LR_bicubic \\
+        subimages=false lr_scales=[2,3,4]          # LR of the whole images only (X2/X3/X4, like the official LR)
+
+The recipe is ESRGAN's / BasicSR's ``extract_subimages``: square crops of ``crop`` pixels every ``step`` pixels
+along each axis; when the strip left after the last regular crop is wider than ``thresh`` pixels, one more crop
+flush with the border is added, otherwise the strip is dropped. Sub-images are numbered row by row
+``<stem>_s001.png, <stem>_s002.png, …`` (PNG, lossless). Images smaller than ``crop`` are left out with a warning.
+
+LR (``lr_scales``): ``X<s>/<name>x<s>.png`` (the official DIV2K LR naming, which ``data=paired_folder`` pairs
+with ``<name>.png``) made from ``modcrop(HR, s)`` by :func:`src.degradations.imresize` (MATLAB bicubic,
+antialiased, float64) and rounded to uint8 -- of each sub-image (``subimages=true``, into ``lr_output``, default
+``<output>_LR_bicubic``) or of each whole image (``subimages=false``, into ``output``).
+
+Resumable: every file is written to a hidden temporary name and renamed into place (a file with the final name
+is always complete), and a small JSON marker per source image (``<output>/.prepare/<stem>.json``) is written
+after all of that image's files. A rerun skips images whose marker lists every file this run wants (and whose
+source file is unchanged), re-checks the others pixel by pixel against the source (keeping correct files
+untouched, rewriting missing, truncated or wrong ones) and deletes temporary files left by an interrupted run.
+``verify=true`` re-checks completed images too. The crop geometry is recorded in ``<output>/.prepare/
+settings.json``; rerunning into the same folder with another geometry is an error. Two runs must not write
+into the same folder at the same time.
+
+Keys (``key=value``; unknown keys are an error): see :class:`PrepareConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from src.config import ConfigError, check_keys, exit_on_user_error
+from src.data.image_io import list_images
+
+MARKER_DIR = ".prepare"
+TMP_TAG = ".prepare-tmp-"
+
+
+@dataclass
+class PrepareConfig:
+    """Settings of one preparation run (the CLI keys).
+
+    Attributes:
+        input: folder of HR images (not recursive).
+        output: sub-image folder (``subimages=true``) or LR root folder (``subimages=false``); also holds the
+            resume markers in ``.prepare/``.
+        crop: sub-image side in pixels (ESRGAN: 480).
+        step: distance between neighbouring crops (ESRGAN: 240, i.e. 50% overlap); at most ``crop``.
+        thresh: a leftover strip wider than this gets a crop flush with the border; narrower ones are dropped
+            (ESRGAN: 48). Must be smaller than ``step`` (leftovers are always narrower than ``step``).
+        subimages: cut sub-images (``false``: only the LR of the whole images, needs ``lr_scales``).
+        lr_scales: scales of the MATLAB-bicubic LR folders to make (``[]``: none).
+        lr_output: root of the ``X<s>`` folders; default ``<output>_LR_bicubic`` with sub-images, ``output``
+            without.
+        workers: worker processes (0 or 1: work in this process).
+        compress: PNG compression level 0-9 (lossless at every level; 3 is BasicSR's and fast to write).
+        verify: re-check the files of images that a previous run completed, pixel by pixel.
+        progress: show a progress bar.
+    """
+
+    input: str | None = None
+    output: str | None = None
+    crop: int = 480
+    step: int = 240
+    thresh: int = 48
+    subimages: bool = True
+    lr_scales: list[int] = field(default_factory=list)
+    lr_output: str | None = None
+    workers: int = 2
+    compress: int = 3
+    verify: bool = False
+    progress: bool = True
+
+
+# ------------------------------------------------------------------------------------------------------------
+# geometry
+def crop_starts(length: int, crop: int, step: int, thresh: int) -> list[int]:
+    """Start offsets of the crops along one axis of ``length`` pixels (empty if ``length < crop``).
+
+    Regular starts ``0, step, 2*step, …`` while the crop fits; then one crop flush with the end when the
+    uncovered leftover is wider than ``thresh``.
+    """
+    if length < crop:
+        return []
+    starts = list(range(0, length - crop + 1, step))
+    if length - (starts[-1] + crop) > thresh:
+        starts.append(length - crop)
+    return starts
+
+
+def crop_boxes(height: int, width: int, crop: int, step: int, thresh: int) -> list[tuple[int, int]]:
+    """``(top, left)`` of every sub-image, row by row (the order of the ``_s001, _s002, …`` numbering)."""
+    return [
+        (top, left)
+        for top in crop_starts(height, crop, step, thresh)
+        for left in crop_starts(width, crop, step, thresh)
+    ]
+
+
+def sub_name(stem: str, index: int) -> str:
+    """File name of sub-image ``index`` (1-based) of the image ``stem``."""
+    return f"{stem}_s{index:03d}.png"
+
+
+def lr_name(stem: str, scale: int) -> str:
+    """The official DIV2K LR naming: ``0001.png`` -> ``0001x4.png``."""
+    return f"{stem}x{scale}.png"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# configuration
+def _check_config(cfg: PrepareConfig) -> PrepareConfig:
+    """Check values and fill defaults; raises ValueError / FileNotFoundError with the key in the message."""
+    if not cfg.input:
+        raise ConfigError("input=<folder of HR images> is required")
+    if not cfg.output:
+        raise ConfigError("output=<folder> is required")
+    for key in ("crop", "step", "thresh", "workers", "compress"):
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+    scales = cfg.lr_scales
+    if isinstance(scales, int) and not isinstance(scales, bool):
+        scales = [scales]
+    if not isinstance(scales, (list, tuple)) or any(isinstance(s, bool) or not isinstance(s, int) for s in scales):
+        raise ConfigError(f"lr_scales must be a list of integers such as [2,3,4], got {cfg.lr_scales!r}")
+    if any(s < 2 for s in scales):
+        raise ConfigError(f"lr_scales={list(scales)}: every scale must be an integer >= 2")
+    scales = sorted(set(scales))
+    if cfg.subimages:
+        if cfg.crop < 1:
+            raise ConfigError(f"crop={cfg.crop} must be a positive number of pixels")
+        if not 1 <= cfg.step <= cfg.crop:
+            raise ConfigError(
+                f"step={cfg.step} must be between 1 and crop={cfg.crop} (a larger step leaves pixels out of "
+                "every sub-image)"
+            )
+        if not 0 <= cfg.thresh < cfg.step:
+            raise ConfigError(
+                f"thresh={cfg.thresh} must be >= 0 and smaller than step={cfg.step}: the strip left after the "
+                "last regular crop is always narrower than step, so a larger thresh would never add the border crop"
+            )
+        for s in scales:
+            if cfg.crop < s:
+                raise ConfigError(f"crop={cfg.crop} is smaller than the LR scale {s}")
+    elif not scales:
+        raise ConfigError("subimages=false makes only LR folders: give lr_scales=[…] (e.g. [2,3,4])")
+    if cfg.workers < 0:
+        raise ConfigError(f"workers={cfg.workers} must be >= 0")
+    if not 0 <= cfg.compress <= 9:
+        raise ConfigError(f"compress={cfg.compress} must be a PNG compression level 0-9")
+
+    source = Path(cfg.input).expanduser()
+    if not source.is_dir():
+        raise FileNotFoundError(f"input: folder not found: {source.resolve()}")
+    output = Path(cfg.output).expanduser()
+    if output.resolve() == source.resolve():
+        raise ConfigError("output must be a different folder from input")
+    lr_output = cfg.lr_output
+    if lr_output is None:
+        lr_output = str(output.parent / f"{output.name}_LR_bicubic") if cfg.subimages else str(output)
+    return dataclasses.replace(
+        cfg, input=str(source), output=str(output), lr_scales=scales, lr_output=str(Path(lr_output).expanduser())
+    )
+
+
+_BOOLS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+
+
+def _parse_value(key: str, text: str, kind: str) -> object:
+    text = text.strip()
+    if kind == "str":
+        return None if text in ("", "null", "None") else text
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {text!r}") from None
+    if kind == "bool":
+        if text.lower() not in _BOOLS:
+            raise ConfigError(f"{key} must be true or false, got {text!r}")
+        return _BOOLS[text.lower()]
+    # list of ints: [2,3,4] | 2,3,4 | 4 | []
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return [int(part) for part in inner.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{key} must be a list of integers such as [2,3,4], got {text!r}") from None
+
+
+_KINDS = {
+    "input": "str", "output": "str", "lr_output": "str", "crop": "int", "step": "int", "thresh": "int",
+    "workers": "int", "compress": "int", "subimages": "bool", "verify": "bool", "progress": "bool",
+    "lr_scales": "list",
+}  # fmt: skip
+
+
+def parse_args(argv: Sequence[str]) -> PrepareConfig:
+    """``key=value`` arguments -> :class:`PrepareConfig`. Unknown keys, repeated keys and bad values are errors."""
+    values: dict[str, object] = {}
+    for arg in argv:
+        if "=" not in arg:
+            raise ConfigError(f"argument {arg!r} is not key=value (see python -m src.data.prepare --help)")
+        key, text = arg.split("=", 1)
+        key = key.strip().lstrip("+")
+        check_keys({key: None}, "prepare", _KINDS, "python -m src.data.prepare")
+        if key in values:
+            raise ConfigError(f"{key} given twice")
+        values[key] = _parse_value(key, text, _KINDS[key])
+    return PrepareConfig(**values)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# files
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}{TMP_TAG}{os.getpid()}")
+
+
+def _atomic_png(pixels: np.ndarray, path: Path, compress: int) -> None:
+    """Write (H, W, 3) uint8 as PNG via a temporary name and an atomic rename."""
+    from PIL import Image
+
+    tmp = _tmp_path(path)
+    try:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG", compress_level=compress)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _atomic_json(obj: dict, path: Path) -> None:
+    tmp = _tmp_path(path)
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _file_matches(path: Path, pixels: np.ndarray) -> bool:
+    """True if ``path`` is a complete image file with exactly these RGB pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if img.mode != "RGB" or img.size != (pixels.shape[1], pixels.shape[0]):
+                return False
+            img.load()
+            return bool(np.array_equal(np.asarray(img), pixels))
+    except Exception:  # noqa: BLE001 - a truncated or foreign file is simply "not matching"
+        return False
+
+
+def remove_temp_files(folders: Sequence[Path]) -> int:
+    """Delete temporary files that an interrupted run left in ``folders``; returns how many."""
+    removed = 0
+    for folder in folders:
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.name.startswith(".") and TMP_TAG in path.name and path.is_file():
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
+def _lr_pixels(hr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB bicubic LR of ``modcrop(hr, scale)``: (H, W, 3) uint8 -> (H/s, W/s, 3) uint8."""
+    import torch
+
+    from src.degradations.resize import imresize, modcrop
+
+    x = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1).to(torch.float64).div_(255.0)
+    lr = imresize(modcrop(x, scale), 1.0 / scale)
+    return lr.clamp_(0, 1).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+@dataclass
+class _Plan:
+    """Everything a worker needs for one source image."""
+
+    source: str
+    stem: str
+    output: str
+    lr_output: str
+    crop: int
+    step: int
+    thresh: int
+    subimages: bool
+    lr_scales: list[int]
+    compress: int
+
+
+def _planned_files(plan: _Plan, height: int, width: int) -> list[tuple[Path, Callable[[np.ndarray], np.ndarray]]]:
+    """(path, pixels-from-image) of every file this image should produce, in writing order."""
+    out, lr_root = Path(plan.output), Path(plan.lr_output)
+    files: list[tuple[Path, Callable[[np.ndarray], np.ndarray]]] = []
+    if plan.subimages:
+        c = plan.crop
+        for i, (top, left) in enumerate(crop_boxes(height, width, c, plan.step, plan.thresh), start=1):
+
+            def cut(img: np.ndarray, top: int = top, left: int = left) -> np.ndarray:
+                return img[top : top + c, left : left + c]
+
+            name = sub_name(plan.stem, i)
+            files.append((out / name, cut))
+            for s in plan.lr_scales:
+
+                def down(img: np.ndarray, cut: Callable = cut, s: int = s) -> np.ndarray:
+                    return _lr_pixels(cut(img), s)
+
+                files.append((lr_root / f"X{s}" / lr_name(Path(name).stem, s), down))
+    else:
+        for s in plan.lr_scales:
+            if min(height, width) >= s:
+                files.append((lr_root / f"X{s}" / lr_name(plan.stem, s), lambda img, s=s: _lr_pixels(img, s)))
+    return files
+
+
+def _marker_path(plan: _Plan) -> Path:
+    return Path(plan.output) / MARKER_DIR / f"{plan.stem}.json"
+
+
+def _source_id(path: Path) -> dict:
+    st = path.stat()
+    return {"source": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def is_done(plan: _Plan) -> bool:
+    """True if a previous run completed this image with (at least) the files this run wants."""
+    try:
+        marker = json.loads(_marker_path(plan).read_text())
+        if {k: marker[k] for k in ("source", "bytes", "mtime_ns")} != _source_id(Path(plan.source)):
+            return False
+        wanted = {str(p.resolve()) for p, _ in _planned_files(plan, marker["height"], marker["width"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return wanted <= set(marker["files"]) and all(os.path.isfile(p) for p in wanted)
+
+
+@dataclass
+class _Result:
+    stem: str
+    files: int = 0  # files this image should have
+    written: int = 0  # files written now
+    kept: int = 0  # existing files that matched and were left untouched
+    resumed: bool = False  # completed by an earlier run, not opened
+    too_small: bool = False
+    error: str | None = None
+
+
+def process_image(plan: _Plan) -> _Result:
+    """Make (or complete) every file of one source image, then write its marker."""
+    from src.data.datasets import load_uint8_rgb
+
+    result = _Result(plan.stem)
+    try:
+        source = Path(plan.source)
+        src_id = _source_id(source)
+        img = load_uint8_rgb(source).permute(1, 2, 0).numpy()  # (H, W, 3) uint8
+        height, width = img.shape[:2]
+        files = _planned_files(plan, height, width)
+        result.files = len(files)
+        result.too_small = plan.subimages and min(height, width) < plan.crop
+        for path, make in files:
+            pixels = make(img)
+            if path.exists() and _file_matches(path, pixels):
+                result.kept += 1
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_png(pixels, path, plan.compress)
+            result.written += 1
+        marker = _marker_path(plan)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_json(
+            {**src_id, "height": height, "width": width, "files": [str(p.resolve()) for p, _ in files]}, marker
+        )
+    except Exception as exc:  # noqa: BLE001 - reported per image at the end of the run
+        result.error = f"{plan.source}: {type(exc).__name__}: {exc}"
+    return result
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _check_settings(cfg: PrepareConfig) -> None:
+    """Record the crop geometry in the output folder; refuse to mix geometries in one folder."""
+    path = Path(cfg.output) / MARKER_DIR / "settings.json"
+    geometry = {"subimages": cfg.subimages}
+    if cfg.subimages:
+        geometry.update(crop=cfg.crop, step=cfg.step, thresh=cfg.thresh)
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text())
+        except ValueError:
+            recorded = None
+        if recorded is not None and recorded != geometry:
+            old = " ".join(f"{k}={v}" for k, v in recorded.items())
+            new = " ".join(f"{k}={v}" for k, v in geometry.items())
+            raise ConfigError(
+                f"{cfg.output} was prepared with {old}; this run asks for {new}. Use another output folder, "
+                "or delete that one to start over"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_json(geometry, path)
+
+
+def _run_jobs(plans: list[_Plan], workers: int) -> Iterator[_Result]:
+    if workers <= 1:
+        for plan in plans:
+            yield process_image(plan)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold torch threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+        pending: set[Future] = set()
+        queue = iter(plans)
+        try:
+            for plan in queue:  # keep a bounded number of tasks in flight
+                pending.add(pool.submit(process_image, plan))
+                if len(pending) >= 4 * workers:
+                    break
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending.add(pool.submit(process_image, nxt))
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def prepare(cfg: PrepareConfig) -> dict:
+    """Run a preparation; returns a summary dict (also printed). See the module docstring."""
+    cfg = _check_config(cfg)
+    source, output, lr_root = Path(cfg.input), Path(cfg.output), Path(cfg.lr_output)
+    images = list_images(source)
+    if not images:
+        raise FileNotFoundError(f"input: no image files (png/jpg/bmp/tif/webp) in {source.resolve()}")
+    stems: dict[str, Path] = {}
+    for p in images:
+        if p.stem in stems:
+            raise ValueError(f"input: {stems[p.stem].name} and {p.name} would give the same output names")
+        stems[p.stem] = p
+
+    output.mkdir(parents=True, exist_ok=True)
+    _check_settings(cfg)
+    lr_dirs = [lr_root / f"X{s}" for s in cfg.lr_scales]
+    for d in lr_dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    removed = remove_temp_files([output, output / MARKER_DIR, *lr_dirs])
+
+    plans = [
+        _Plan(str(p), p.stem, str(output), str(lr_root), cfg.crop, cfg.step, cfg.thresh, cfg.subimages,
+              list(cfg.lr_scales), cfg.compress)
+        for p in images
+    ]  # fmt: skip
+    start = time.perf_counter()
+    results: list[_Result] = []
+    todo = []
+    for plan in plans:
+        if not cfg.verify and is_done(plan):
+            results.append(_Result(plan.stem, resumed=True))
+        else:
+            todo.append(plan)
+
+    progress = None
+    if cfg.progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(
+            TextColumn("[bold]prepare[/bold] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("images · {task.fields[files]} files"),
+            TimeRemainingColumn(elapsed_when_finished=True),
+        )
+        progress.start()
+        task = progress.add_task(source.name, total=len(plans), completed=len(results), files=0)
+    try:
+        n_files = 0
+        for res in _run_jobs(todo, cfg.workers):
+            results.append(res)
+            n_files += res.written + res.kept
+            if progress is not None:
+                progress.update(task, advance=1, files=n_files)
+    finally:
+        if progress is not None:
+            progress.stop()
+
+    failed = [r.error for r in results if r.error]
+    too_small = sorted(r.stem for r in results if r.too_small)
+    summary = {
+        "images": len(plans),
+        "resumed": sum(r.resumed for r in results),
+        "processed": sum(not r.resumed for r in results),
+        "written": sum(r.written for r in results),
+        "kept": sum(r.kept for r in results),
+        "too_small": too_small,
+        "temp_removed": removed,
+        "failed": len(failed),
+        "seconds": round(time.perf_counter() - start, 2),
+        "output": str(output),
+        "lr_output": str(lr_root) if cfg.lr_scales else None,
+    }
+    if too_small:
+        print(
+            f"prepare: warning: {len(too_small)} image(s) smaller than crop={cfg.crop} gave no sub-image: "
+            + ", ".join(too_small[:10])
+            + (" …" if len(too_small) > 10 else ""),
+            file=sys.stderr,
+        )
+    print(
+        f"prepare: {summary['images']} images ({summary['resumed']} already done, {summary['processed']} processed): "
+        f"{summary['written']} files written, {summary['kept']} verified and kept, "
+        f"{removed} temporary files removed, {summary['seconds']} s -> {output}"
+        + (f" (LR: {lr_root}/X{{{','.join(map(str, cfg.lr_scales))}}})" if cfg.lr_scales else "")
+    )
+    if failed:
+        raise ValueError(
+            f"{len(failed)} image(s) failed (the others are done; rerun to retry):\n  " + "\n  ".join(failed[:20])
+        )
+    return summary
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> dict | None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(__doc__)
+        print(PrepareConfig.__doc__)
+        return None
+    return prepare(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Additive noise with per-sample parameters, batched (Real-ESRGAN's ``*_noise_pt`` functions, reworked).
+
+* Gaussian: ``noise = N(0, 1) * sigma / 255`` per pixel, ``sigma`` per sample on the 0-255 scale; colour
+  noise draws each channel independently, gray noise draws one field per sample shared by the channels.
+  (The reference draws *one* gray field for the whole batch; here every sample gets its own.)
+* Poisson (shot) noise: the image is rounded to 8-bit levels, ``vals = 2^ceil(log2(#distinct levels))`` per
+  sample (counted over all channels, as ``len(torch.unique(img[i]))``), ``noise = Poisson(img * vals) / vals
+  - img``, scaled per sample by ``scale``; the gray variant uses the luma ``0.2989 R + 0.587 G + 0.114 B``
+  (torchvision's ``rgb_to_grayscale``) and repeats it over the channels.
+* ``add_*``: ``out = img + noise``, then ``clip`` to [0, 1] and/or ``rounds`` to 8-bit levels exactly as the
+  reference (clip and round: ``clamp(round(out * 255), 0, 255) / 255``).
+
+Random fields come from ``generator``, which must live on the image's device (``None``: the global RNG).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "add_gaussian_noise",
+    "add_poisson_noise",
+    "clip_round",
+    "gaussian_noise",
+    "poisson_noise",
+    "rgb_to_gray",
+]
+
+_GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision.transforms.functional.rgb_to_grayscale
+
+
+def _per_sample(value, b: int, ref: torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(value, dtype=ref.dtype, device=ref.device).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(b)
+    if t.numel() != b:
+        raise ValueError(f"per-sample parameter has {t.numel()} values for a batch of {b}")
+    return t.view(b, 1, 1, 1)
+
+
+def _per_sample_bool(value, b: int, device: torch.device) -> torch.Tensor:
+    t = torch.as_tensor(value, device=device).reshape(-1).bool()
+    return (t.expand(b) if t.numel() == 1 else t).view(b, 1, 1, 1)
+
+
+def rgb_to_gray(img: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights; a 1-channel input is returned as is."""
+    if img.shape[1] == 1:
+        return img
+    r, g, b = img.unbind(1)
+    return (_GRAY_WEIGHTS[0] * r + _GRAY_WEIGHTS[1] * g + _GRAY_WEIGHTS[2] * b).unsqueeze(1)
+
+
+def clip_round(out: torch.Tensor, clip: bool = True, rounds: bool = False) -> torch.Tensor:
+    """The reference's post-processing: clip to [0, 1] and/or round to 8-bit levels."""
+    if clip and rounds:
+        return torch.clamp((out * 255.0).round(), 0, 255) / 255.0
+    if clip:
+        return torch.clamp(out, 0, 1)
+    if rounds:
+        return (out * 255.0).round() / 255.0
+    return out
+
+
+def gaussian_noise(
+    img: torch.Tensor, sigma, gray=False, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Gaussian noise for a (B, C, H, W) batch; ``sigma`` (0-255 scale) and ``gray`` per sample or scalar."""
+    b, c, h, w = img.shape
+    sigma = _per_sample(sigma, b, img) / 255.0
+    gray = _per_sample_bool(gray, b, img.device)
+    noise = None
+    if not bool(gray.all()):
+        noise = torch.randn(img.shape, generator=generator, dtype=img.dtype, device=img.device)
+    if bool(gray.any()):
+        field = torch.randn((b, 1, h, w), generator=generator, dtype=img.dtype, device=img.device)
+        noise = field.expand(b, c, h, w) if noise is None else torch.where(gray, field, noise)
+    return noise * sigma
+
+
+def _count_levels(img8: torch.Tensor) -> torch.Tensor:
+    """Number of distinct 8-bit levels per sample of a (B, ...) tensor of integer-valued floats in [0, 255]."""
+    b = img8.shape[0]
+    idx = img8.reshape(b, -1).long()
+    hist = torch.zeros(b, 256, dtype=torch.int32, device=img8.device)
+    hist.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.int32))
+    return (hist > 0).sum(1)
+
+
+def _poisson_field(img: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    img8 = torch.clamp((img * 255.0).round(), 0, 255)
+    rounded = img8 / 255.0
+    levels = _count_levels(img8).to(img.dtype)
+    vals = torch.exp2(torch.ceil(torch.log2(levels))).view(-1, 1, 1, 1)
+    out = torch.poisson(rounded * vals, generator=generator) / vals
+    return out - rounded
+
+
+def poisson_noise(img: torch.Tensor, scale=1.0, gray=False, generator: torch.Generator | None = None):
+    """Poisson (shot) noise for a (B, C, H, W) batch; ``scale`` and ``gray`` per sample or scalar."""
+    b, c, h, w = img.shape
+    gray = _per_sample_bool(gray, b, img.device)
+    noise = None
+    if not bool(gray.all()):
+        noise = _poisson_field(img, generator)
+    if bool(gray.any()):
+        field = _poisson_field(rgb_to_gray(img), generator).expand(b, c, h, w)
+        noise = field if noise is None else torch.where(gray, field, noise)
+    return noise * _per_sample(scale, b, img)
+
+
+def add_gaussian_noise(
+    img: torch.Tensor,
+    sigma,
+    gray=False,
+    generator: torch.Generator | None = None,
+    clip: bool = True,
+    rounds: bool = False,
+) -> torch.Tensor:
+    """``img + gaussian_noise(...)``, then the reference's clip / round."""
+    return clip_round(img + gaussian_noise(img, sigma, gray, generator), clip, rounds)
+
+
+def add_poisson_noise(
+    img: torch.Tensor,
+    scale=1.0,
+    gray=False,
+    generator: torch.Generator | None = None,
+    clip: bool = True,
+    rounds: bool = False,
+) -> torch.Tensor:
+    """``img + poisson_noise(...)``, then the reference's clip / round."""
+    return clip_round(img + poisson_noise(img, scale, gray, generator), clip, rounds)

@@ -1,0 +1,192 @@
+"""Adversarial SR training (SRGAN, ESRGAN, Real-ESRGAN, ESRGAN-Pro) with manual optimization.
+
+Each training step follows ESRGAN's order:
+1. generator step, discriminator frozen (``requires_grad=False``): content terms (pixel / perceptual / Mix, from
+   ``loss``) + the adversarial term, the latter only every ``net_d_iters`` steps after ``net_d_init_iters``;
+2. discriminator step on the real HR and the **detached** SR output.
+
+For the relativistic average GAN (``gan.type=ragan``) both steps use ESRGAN's relativistic terms, with the
+other side's logits detached in each discriminator term as BasicSR computes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hydra.utils import instantiate
+from torch import nn
+
+from src.losses import GANLoss, RelativisticGANLoss, gradient_penalty
+from src.methods.supervised import SupervisedSR, _plain
+
+GAN_TYPES = ("vanilla", "lsgan", "hinge", "wgan", "wgan_gp", "ragan")
+
+
+class AdversarialSR(SupervisedSR):
+    """A generator (``arch``) trained against a discriminator.
+
+    Args (in addition to :class:`SupervisedSR`'s; ``loss`` holds the generator's content terms):
+        discriminator: Hydra config of the discriminator network.
+        gan: ``{type, loss_weight[, gp_weight]}``: ``type`` in vanilla | lsgan | hinge | wgan | wgan_gp | ragan;
+            ``loss_weight`` weights the generator's adversarial term; ``gp_weight`` the WGAN-GP penalty.
+        optimizer_d / lr_scheduler_d: the discriminator's optimizer and schedule (``_partial_`` configs).
+        net_d_iters: the generator's adversarial term and the discriminator step run every N steps.
+        net_d_init_iters: steps of content-only training before the adversarial game starts.
+        gan_target_usm / content_target_usm: compare with the USM-sharpened HR (``batch["hr_usm"]``, made by the
+            Real-ESRGAN degradation) in the adversarial / content terms (Real-ESRGAN: False / True).
+        pretrained: generator initialisation (the PSNR-stage checkpoint, any format ``model.weights`` takes).
+        grad_clip_d: clip the discriminator's gradient norm (``trainer.gradient_clip_val`` cannot be used with
+            manual optimization; ``grad_clip_g`` does the same for the generator).
+        postprocess: applied at evaluation by ``src.evaluate`` / ``src.upscale`` (``none`` | ``back_projection``).
+
+    Logged: ``train/g_<content term>``, ``train/g_gan``, ``train/g_total``, ``train/d_real``, ``train/d_fake``
+    (mean discriminator outputs), ``train/d_loss`` (and ``train/d_gp`` for WGAN-GP). Both learning-rate schedules
+    step once per training step; ``trainer.max_steps`` counts training steps (generator updates).
+    """
+
+    def __init__(
+        self,
+        discriminator: Mapping,
+        gan: Mapping,
+        optimizer_d: Mapping | None = None,
+        lr_scheduler_d: Mapping | None = None,
+        net_d_iters: int = 1,
+        net_d_init_iters: int = 0,
+        gan_target_usm: bool = False,
+        content_target_usm: bool = False,
+        pretrained: str | None = None,
+        grad_clip_g: float | None = None,
+        grad_clip_d: float | None = None,
+        postprocess: str = "none",
+        **kwargs: Any,
+    ) -> None:
+        if pretrained and kwargs.get("weights"):
+            raise ValueError("give model.pretrained or model.weights, not both")
+        weights = pretrained or kwargs.pop("weights", None)
+        super().__init__(weights=weights, **kwargs)
+        gan = dict(_plain(gan))
+        gan_type = gan.get("type")
+        if gan_type not in GAN_TYPES:
+            raise ValueError(f"model.gan.type={gan_type!r}: expected one of {GAN_TYPES}")
+        unknown = set(gan) - {"type", "loss_weight", "gp_weight"}
+        if unknown:
+            raise ValueError(f"model.gan has unknown keys {sorted(unknown)}; valid: type, loss_weight, gp_weight")
+        if net_d_iters < 1 or net_d_init_iters < 0:
+            raise ValueError(f"model.net_d_iters must be >= 1 and net_d_init_iters >= 0, got {net_d_iters}, "
+                             f"{net_d_init_iters}")
+        if postprocess not in ("none", "back_projection"):
+            raise ValueError(f"model.postprocess={postprocess!r}: expected 'none' or 'back_projection'")
+        if self.hparams.color != "rgb":
+            raise ValueError("adversarial methods train on RGB (model.color=rgb)")
+        self.save_hyperparameters(
+            {
+                "discriminator": _plain(discriminator),
+                "gan": gan,
+                "optimizer_d": _plain(optimizer_d),
+                "lr_scheduler_d": _plain(lr_scheduler_d),
+                "net_d_iters": net_d_iters,
+                "net_d_init_iters": net_d_init_iters,
+                "gan_target_usm": gan_target_usm,
+                "content_target_usm": content_target_usm,
+                "grad_clip_g": grad_clip_g,
+                "grad_clip_d": grad_clip_d,
+                "postprocess": postprocess,
+            }
+        )
+        self.automatic_optimization = False
+        self.net_d: nn.Module = instantiate(self.hparams.discriminator)
+        weight = float(gan.get("loss_weight", 1.0))
+        if gan_type == "ragan":
+            self.gan_loss: nn.Module = RelativisticGANLoss(loss_weight=weight)
+        else:
+            self.gan_loss = GANLoss("wgan" if gan_type == "wgan_gp" else gan_type, loss_weight=weight)
+        self.gp_weight = float(gan.get("gp_weight", 10.0)) if gan_type == "wgan_gp" else 0.0
+
+    # ---- training ---------------------------------------------------------------------------------------
+    def _adversarial_active(self, step: int) -> bool:
+        return step >= self.hparams.net_d_init_iters and step % self.hparams.net_d_iters == 0
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        # With manual optimization Lightning counts every optimizer.step() as a global step (the loop installs
+        # these hooks before each training_step); the discriminator's step must not count, so that
+        # trainer.max_steps, checkpoints and schedules count generator updates (training iterations).
+        opt_d._on_before_step = opt_d._on_after_step = _no_op
+        lr, hr = batch["lr"], batch["hr"]
+        hr_usm = batch.get("hr_usm", hr)
+        content_target = hr_usm if self.hparams.content_target_usm else hr
+        gan_target = hr_usm if self.hparams.gan_target_usm else hr
+        step, n = self.global_step, lr.shape[0]
+        ragan = self.hparams.gan["type"] == "ragan"
+        adversarial = self._adversarial_active(step)
+
+        # (1) generator step, discriminator frozen
+        self.net_d.requires_grad_(False)
+        sr = self.sr(lr)
+        g_total = self.content_loss(sr, content_target, prefix="g_", batch_size=n)
+        if adversarial:
+            fake_g = self.net_d(sr)
+            if ragan:
+                g_gan = self.gan_loss.generator(self.net_d(gan_target).detach(), fake_g)
+            else:
+                g_gan = self.gan_loss(fake_g, True, is_disc=False)
+            self.log("train/g_gan", g_gan, prog_bar=True, batch_size=n)
+            g_total = g_total + g_gan
+        self.log("train/g_total", g_total, batch_size=n)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_total)
+        if self.hparams.grad_clip_g:
+            self.clip_gradients(opt_g, gradient_clip_val=self.hparams.grad_clip_g, gradient_clip_algorithm="norm")
+        opt_g.step()
+        self.update_ema()
+
+        # (2) discriminator step on real and detached fake
+        if adversarial:
+            self.net_d.requires_grad_(True)
+            fake = sr.detach()
+            real_d = self.net_d(gan_target)
+            fake_d = self.net_d(fake)
+            if ragan:
+                d_real = 0.5 * self.gan_loss._bce(real_d - fake_d.detach().mean(), True)
+                d_fake = 0.5 * self.gan_loss._bce(fake_d - real_d.detach().mean(), False)
+                d_loss = d_real + d_fake
+            else:
+                d_loss = self.gan_loss(real_d, True, is_disc=True) + self.gan_loss(fake_d, False, is_disc=True)
+                if self.gp_weight:
+                    gp = gradient_penalty(self.net_d, gan_target, fake, self.gp_weight)
+                    self.log("train/d_gp", gp, batch_size=n)
+                    d_loss = d_loss + gp
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            if self.hparams.grad_clip_d:
+                self.clip_gradients(opt_d, gradient_clip_val=self.hparams.grad_clip_d, gradient_clip_algorithm="norm")
+            opt_d.step()
+            self.log("train/d_loss", d_loss, batch_size=n)
+            self.log("train/d_real", real_d.detach().mean(), batch_size=n)
+            self.log("train/d_fake", fake_d.detach().mean(), batch_size=n)
+
+        for scheduler in self._schedulers():
+            scheduler.step()
+
+    def _schedulers(self) -> list:
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return []
+        return schedulers if isinstance(schedulers, list) else [schedulers]
+
+    # ---- optimisation -----------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        if not self.hparams.optimizer or not self.hparams.optimizer_d:
+            raise ValueError("adversarial methods need model.optimizer (generator) and model.optimizer_d")
+        opt_g = instantiate(self.hparams.optimizer)(self._param_groups())
+        opt_d = instantiate(self.hparams.optimizer_d)(self.net_d.parameters())
+        schedulers = []
+        for cfg, opt in ((self.hparams.lr_scheduler, opt_g), (self.hparams.lr_scheduler_d, opt_d)):
+            if cfg:
+                schedulers.append({"scheduler": instantiate(cfg)(opt), "interval": "step"})
+        return [opt_g, opt_d], schedulers
+
+
+def _no_op() -> None:
+    return None

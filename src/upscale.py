@@ -1,0 +1,401 @@
+"""Super-resolve your own images: ``python -m src.upscale input=<file|folder|glob> output=<dir> model=<m>
+model.weights=<file or ckpt>``.
+
+See ``conf/upscale.yaml`` for the settings. Per image: read (grayscale, RGB, RGBA, 8 or 16 bits), run the network
+tile by tile (``src.inference.tiling``; optionally inside the x8 self-ensemble), optionally back-project, then
+write ``<output>/<stem><suffix>.png`` with the input's channel layout and bit depth. Grayscale images go through
+the network as RGB and come back as luma; an alpha channel is upscaled separately (MATLAB bicubic) and
+re-attached. Existing outputs are never overwritten unless ``overwrite=true``.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from src.config import ConfigError, exit_on_user_error, validate
+
+log = logging.getLogger(__name__)
+
+UPSCALE_KEYS = (
+    "model", "input", "output", "scale", "tile", "tile_overlap", "pre_pad", "ensemble", "postprocess",
+    "bp_iterations", "precision", "device", "overwrite", "suffix", "progress", "channels_last", "run_name",
+)
+POSTPROCESS = ("none", "back_projection")
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L"): RGB output -> grayscale output
+DEFAULT_SCALE = 4
+USAGE = "usage: python -m src.upscale input=<file|folder|glob> output=<dir> model=<m> [model.weights=<file>]"
+
+
+class OutputExistsError(ValueError):
+    """An output file exists and ``overwrite`` is false."""
+
+
+# ---- inputs and outputs -----------------------------------------------------------------------------------------
+def resolve_inputs(spec: str | Iterable[str]) -> list[Path]:
+    """Image files named by ``spec``: a file, a folder (its images, sorted), a glob pattern, or a list of these."""
+    from src.data.image_io import IMAGE_SUFFIXES, list_images
+
+    if isinstance(spec, (list, tuple, ListConfig)):
+        paths = [p for item in spec for p in resolve_inputs(str(item))]
+    else:
+        spec = str(spec)
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            paths = list_images(path)
+            if not paths:
+                raise FileNotFoundError(f"input={spec}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        elif path.is_file():
+            paths = [path]
+        elif glob.has_magic(spec):
+            paths = sorted(
+                Path(p) for p in glob.glob(str(path), recursive=True)
+                if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not paths:
+                raise FileNotFoundError(f"input={spec}: the pattern matches no image files")
+        else:
+            raise FileNotFoundError(f"input={spec}: no such file or folder")
+    unique: dict[Path, None] = {}
+    for p in paths:
+        unique.setdefault(p, None)
+    return list(unique)
+
+
+def output_path(out_dir: str | Path, src: Path, suffix: str) -> Path:
+    """``<out_dir>/<stem><suffix>.png`` (always PNG: lossless, and it holds 16-bit and alpha)."""
+    return Path(out_dir) / f"{src.stem}{suffix}.png"
+
+
+def plan_outputs(inputs: list[Path], out_dir: str | Path, suffix: str, overwrite: bool) -> list[Path]:
+    """Output paths of ``inputs``; refuses (before any work) collisions, writing over an input, and existing
+    files unless ``overwrite``."""
+    outputs = [output_path(out_dir, p, suffix) for p in inputs]
+    seen: dict[Path, Path] = {}
+    for src, dst in zip(inputs, outputs):
+        if dst in seen:
+            raise ValueError(f"{seen[dst]} and {src} would both be written to {dst}: upscale them separately")
+        seen[dst] = src
+        if dst.resolve() == src.resolve():
+            raise ValueError(f"output {dst} is the input file itself: choose another output folder or suffix")
+    existing = [p for p in outputs if p.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputExistsError(f"output file {existing[0]} already exists{more}: pass overwrite=true to replace it")
+    return outputs
+
+
+@dataclass
+class InputImage:
+    """An image as read for upscaling: ``pixels`` (1 or 3, H, W) float32 in [0, 1], ``alpha`` (1, H, W) or None,
+    and the file's bit depth (8 or 16), which the output keeps."""
+
+    pixels: torch.Tensor
+    alpha: torch.Tensor | None
+    bit_depth: int
+
+
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) of a PNG file, ``None`` for other files."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def read_input(path: str | Path) -> InputImage:
+    """Read an image with its alpha channel and bit depth (``src.data.image_io.load_image`` drops alpha)."""
+    from PIL import Image
+
+    from src.data.image_io import load_image
+
+    path = Path(path)
+    header = _png_header(path)
+    if header is not None and header[0] == 16:  # any 16-bit PNG (gray, gray+alpha, RGB, RGBA): torchvision
+        from torchvision.io import ImageReadMode, decode_png, read_file
+
+        data = decode_png(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
+        arr = (data.to(torch.float64) / 65535.0).to(torch.float32)
+        bit_depth = 16
+    else:
+        with Image.open(path) as img:
+            has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+            gray = img.mode in ("L", "LA", "La", "1") or img.mode.startswith("I")
+            if not has_alpha:
+                bit_depth = 16 if img.mode.startswith("I;16") or img.mode == "I" else 8
+                return InputImage(load_image(path), None, bit_depth)
+            img.load()
+            rgba = np.asarray(img.convert("LA" if gray else "RGBA"), dtype=np.float32) / 255.0
+        arr = torch.from_numpy(np.ascontiguousarray(rgba)).permute(2, 0, 1).contiguous()
+        bit_depth = 8
+    if arr.shape[0] in (2, 4):
+        return InputImage(arr[:-1].contiguous(), arr[-1:].contiguous(), bit_depth)
+    return InputImage(arr, None, bit_depth)
+
+
+def _write_png16(data: np.ndarray, path: Path) -> None:
+    """16-bit PNG of a uint16 array (H, W, C), C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA."""
+    import struct
+    import zlib
+
+    h, w, c = data.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    rows = data.astype(">u2").view(np.uint8).reshape(h, w * c * 2)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1)  # filter type 0 per row
+
+    def chunk(tag: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    idat = zlib.compress(raw.tobytes(), 6)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def write_output(path: str | Path, pixels: torch.Tensor, alpha: torch.Tensor | None, bit_depth: int) -> None:
+    """Write ``pixels`` (1|3, H, W) [+ ``alpha`` (1, H, W)] in [0, 1] as an 8- or 16-bit PNG."""
+    from PIL import Image
+
+    from src.data.image_io import save_image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if alpha is None:
+        save_image(pixels, path, bit_depth=bit_depth)
+        return
+    img = torch.cat([pixels, alpha], dim=0).detach().float().clamp(0, 1).cpu().permute(1, 2, 0).numpy()
+    if bit_depth == 16:
+        _write_png16((img * 65535.0).round().astype(np.uint16), path)
+    else:
+        Image.fromarray((img * 255.0).round().astype(np.uint8)).save(path)
+
+
+# ---- running the network ---------------------------------------------------------------------------------------
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class ModelRunner:
+    """Calls the model on one tile: moves it to ``device``, runs under autocast for fp16/bf16, and reruns in fp32
+    any output that is not finite (networks that overflow in half precision), with a warning.
+
+    ``fallbacks`` counts those reruns; ``calls`` all calls.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None = None) -> None:
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.calls = 0
+        self.fallbacks = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, torch.float32, non_blocking=True)
+        self.calls += 1
+        if self.dtype is None:
+            return self.model(x).float()
+        with torch.autocast(device_type=self.device.type, dtype=self.dtype):
+            y = self.model(x)
+        if bool(torch.isfinite(y).all()):
+            return y.float()
+        self.fallbacks += 1
+        if self.fallbacks == 1:
+            name = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype, str(self.dtype))
+            warnings.warn(
+                f"the network produced NaN/inf in {name}: rerunning the affected tiles in fp32 "
+                f"(precision=fp32 avoids the wasted half-precision pass for this network)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        del y
+        return self.model(x).float()
+
+
+def to_gray(rgb: torch.Tensor) -> torch.Tensor:
+    """(…, 3, H, W) -> (…, 1, H, W) with BT.601 luma weights (gray in, gray out: R = G = B gives back the gray)."""
+    weights = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
+    return (rgb * weights).sum(dim=-3, keepdim=True)
+
+
+@dataclass
+class UpscaleSettings:
+    scale: int
+    tile: int = 512
+    tile_overlap: int = 32
+    pre_pad: int = 0
+    ensemble: bool = False
+    postprocess: str = "none"
+    bp_iterations: int = 10
+    progress: bool = False
+
+
+class Upscaler:
+    """LR image (C, H, W) -> SR image (C, sH, sW) with everything but file I/O: gray/alpha handling, tiling,
+    self-ensemble and back-projection. ``runner`` maps an RGB tile batch to its SR output (:class:`ModelRunner`)."""
+
+    def __init__(self, runner, settings: UpscaleSettings, mod: int = 1) -> None:
+        self.runner = runner
+        self.settings = settings
+        self.mod = mod
+        self.device = getattr(runner, "device", torch.device("cpu"))
+
+    def network(self, rgb: torch.Tensor, desc: str = "") -> torch.Tensor:
+        """(1, 3, H, W) -> (1, 3, sH, sW) float32 on the CPU: tiles, ensemble inside each tile."""
+        from src.inference import self_ensemble, tiled_forward
+
+        s = self.settings
+        fn = partial(self_ensemble, self.runner) if s.ensemble else self.runner
+        progress = None
+        if s.progress:
+            from tqdm import tqdm
+
+            def progress(it, total):
+                return tqdm(it, total=total, desc=f"  tiles {desc}".rstrip(), unit="tile", leave=False,
+                            disable=total <= 1)
+
+        return tiled_forward(fn, rgb, s.scale, s.tile, s.tile_overlap, s.pre_pad, self.mod, progress, "cpu")
+
+    def __call__(self, pixels: torch.Tensor, alpha: torch.Tensor | None = None,
+                 desc: str = "") -> tuple[torch.Tensor, torch.Tensor | None]:
+        from src.degradations import imresize
+        from src.inference import back_project
+
+        s = self.settings
+        if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
+            raise ValueError(f"expected a (1|3, H, W) image, got shape {tuple(pixels.shape)}")
+        gray = pixels.shape[0] == 1
+        lr = pixels.float().expand(3, -1, -1).unsqueeze(0)
+        sr = self.network(lr, desc)
+        if s.postprocess == "back_projection" and s.bp_iterations > 0:
+            sr = back_project(sr.to(self.device), lr.to(self.device), s.scale, s.bp_iterations).cpu()
+        sr = sr.clamp_(0, 1)[0]
+        if gray:
+            sr = to_gray(sr)
+        if alpha is not None:
+            alpha = imresize(alpha.float().unsqueeze(0), float(s.scale))[0].clamp_(0, 1)
+        return sr, alpha
+
+
+# ---- the entry point ---------------------------------------------------------------------------------------------
+def _int(cfg: DictConfig, key: str, minimum: int) -> int:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key}={value!r}: expected an integer >= {minimum}")
+    return value
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Validate the composed config (keys and values) before anything is loaded."""
+    validate(cfg, UPSCALE_KEYS, trainer_key=None)
+    for key in ("input", "output"):
+        if OmegaConf.is_missing(cfg, key) or cfg[key] in (None, ""):
+            raise ConfigError(f"{key}=… is required. {USAGE}")
+    tile, overlap = _int(cfg, "tile", 0), _int(cfg, "tile_overlap", 0)
+    _int(cfg, "pre_pad", 0)
+    _int(cfg, "bp_iterations", 0)
+    if tile and overlap >= tile:
+        raise ConfigError(f"tile_overlap={overlap} must be smaller than tile={tile} (or tile=0: no tiling)")
+    if cfg.scale is not None:
+        _int(cfg, "scale", 1)
+    if cfg.postprocess not in POSTPROCESS:
+        raise ConfigError(f"postprocess={cfg.postprocess!r}: expected one of {', '.join(POSTPROCESS)}")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"precision={cfg.precision!r}: expected one of {', '.join(PRECISIONS)}")
+    for key in ("ensemble", "overwrite", "progress"):
+        if not isinstance(cfg[key], bool):
+            raise ConfigError(f"{key}={cfg[key]!r}: expected true or false")
+
+
+def resolve_scale(cfg: DictConfig) -> int:
+    """``scale``, else the scale of a Lightning checkpoint given as ``model.weights``, else 4."""
+    from hydra.utils import get_class
+
+    from src.checkpoints import read_hparams
+
+    if cfg.scale is not None:
+        return int(cfg.scale)
+    weights = cfg.model.get("weights")
+    if weights and getattr(get_class(cfg.model._target_), "trainable", True):
+        hparams = read_hparams(weights)
+        if hparams and hparams.get("scale"):
+            return int(hparams["scale"])
+    return DEFAULT_SCALE
+
+
+def _precision(name: str, device: torch.device) -> torch.dtype | None:
+    dtype = PRECISIONS[name]
+    if dtype is torch.float16 and device.type == "cpu":
+        warnings.warn("precision=fp16 is for GPUs (CPU fp16 kernels are slow or missing): running fp32 on the CPU",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    return dtype
+
+
+def upscale(cfg: DictConfig) -> list[Path]:
+    """Super-resolve every input of ``cfg`` (see ``conf/upscale.yaml``); returns the written files."""
+    from src.checkpoints import build_eval_model
+    from src.inference import size_multiple
+
+    check_settings(cfg)
+    inputs = resolve_inputs(cfg.input)
+    scale = resolve_scale(cfg)
+    cfg.scale = scale  # the model config interpolates ${scale}
+    suffix = f"_x{scale}" if cfg.suffix is None else str(cfg.suffix)
+    outputs = plan_outputs(inputs, cfg.output, suffix, cfg.overwrite)
+    device = pick_device(cfg.device)
+    model = build_eval_model(cfg.model, scale, None).to(device).eval()
+    runner = ModelRunner(model, device, _precision(cfg.precision, device))
+    settings = UpscaleSettings(
+        scale=scale, tile=cfg.tile, tile_overlap=cfg.tile_overlap, pre_pad=cfg.pre_pad, ensemble=cfg.ensemble,
+        postprocess=cfg.postprocess, bp_iterations=cfg.bp_iterations, progress=cfg.progress,
+    )
+    upscaler = Upscaler(runner, settings, mod=size_multiple(model))
+    log.info("%s x%d on %s (%s), tile=%s overlap=%s, ensemble=%s, postprocess=%s: %d image(s) -> %s",
+             cfg.model.name, scale, device, cfg.precision, cfg.tile, cfg.tile_overlap, cfg.ensemble,
+             cfg.postprocess, len(inputs), cfg.output)
+    pairs: Iterable[tuple[Path, Path]] = list(zip(inputs, outputs))
+    if cfg.progress and len(inputs) > 1:
+        from tqdm import tqdm
+
+        pairs = tqdm(pairs, desc="images", unit="img")
+    written = []
+    with torch.inference_mode():
+        for src, dst in pairs:
+            start = time.perf_counter()
+            runner.calls = runner.fallbacks = 0
+            image = read_input(src)
+            sr, alpha = upscaler(image.pixels, image.alpha, desc=src.name)
+            if dst.exists() and not cfg.overwrite:  # appeared while we worked
+                raise OutputExistsError(f"output file {dst} already exists: pass overwrite=true to replace it")
+            write_output(dst, sr, alpha, image.bit_depth)
+            written.append(dst)
+            h, w = image.pixels.shape[-2:]
+            extra = f", {runner.fallbacks}/{runner.calls} tiles rerun in fp32" if runner.fallbacks else ""
+            log.info("%s %dx%d -> %dx%d in %.2f s%s -> %s", src.name, w, h, sr.shape[-1], sr.shape[-2],
+                     time.perf_counter() - start, extra, dst)
+    print(f"Wrote {len(written)} image(s) to {cfg.output}")
+    return written
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="upscale")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    upscale(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -137,7 +137,7 @@ def exit_on_user_error(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        user_errors = (ConfigError, FileNotFoundError, ValueError, OmegaConfBaseException)
+        user_errors = (ConfigError, FileNotFoundError, FileExistsError, ValueError, OmegaConfBaseException)
         try:
             return func(*args, **kwargs)
         except Exception as exc:

@@ -1,0 +1,122 @@
+"""ESRGAN's network interpolation: θ = (1 − α)·θ_a + α·θ_b between a PSNR-oriented and a GAN-trained generator,
+optionally scored at every α so that the perception–distortion trade-off can be read off a plot."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.checkpoints import export_basicsr, load_weights
+from src.config import ConfigError, check_keys, validate
+from src.evaluation.results import SetScore, markdown_table, write_csv
+
+log = logging.getLogger(__name__)
+
+INTERPOLATE_KEYS = (
+    "model", "a", "b", "alpha", "alphas", "output", "overwrite", "scale", "device", "channels_last", "run_name",
+    "metrics", "benchmarks", "samples",
+)
+
+
+def interpolate_state(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], alpha: float) -> dict:
+    """(1 − α)·a + α·b for floating-point tensors (computed in float64, cast back); integer buffers (e.g. BN's
+    ``num_batches_tracked``) are taken from ``a``. The two state dicts must have the same keys and shapes."""
+    if set(a) != set(b):
+        missing, extra = sorted(set(a) - set(b))[:5], sorted(set(b) - set(a))[:5]
+        raise ConfigError(f"the two networks have different keys: only in a: {missing}, only in b: {extra}")
+    out = {}
+    for key, ta in a.items():
+        tb = b[key]
+        if ta.shape != tb.shape:
+            raise ConfigError(f"'{key}' has shape {tuple(ta.shape)} in a but {tuple(tb.shape)} in b")
+        if ta.is_floating_point():
+            out[key] = ((1 - alpha) * ta.double() + alpha * tb.double()).to(ta.dtype)
+        else:
+            out[key] = ta.clone()
+    return out
+
+
+def _alphas(cfg: DictConfig) -> list[float]:
+    alphas = list(cfg.alphas) if cfg.alphas is not None else [cfg.alpha]
+    if not alphas or any(not 0 <= float(x) <= 1 for x in alphas):
+        raise ConfigError(f"alpha/alphas must lie in [0, 1], got {alphas}")
+    return [float(x) for x in alphas]
+
+
+def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
+    """Write one BasicSR-format file per α; with ``benchmarks.root`` set, evaluate each and write
+    ``interpolation.csv``, ``interpolation.md`` and ``perception_distortion.png`` into ``out_dir``."""
+    validate(cfg, INTERPOLATE_KEYS, trainer_key=None)
+    alphas = _alphas(cfg)
+    net = instantiate(OmegaConf.merge(cfg.model, {"scale": cfg.scale}).arch)
+    state_a, state_b = load_weights(cfg.a, net), load_weights(cfg.b, net)
+    output = Path(cfg.output)
+    series = cfg.alphas is not None
+    files = [output / f"{cfg.model.name}_alpha{a:.2f}.pth" for a in alphas] if series else [output]
+    for alpha, path in zip(alphas, files):
+        if path.exists() and not cfg.overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=true to replace it")
+        export_basicsr(interpolate_state(state_a, state_b, alpha), path)
+        log.info("alpha=%.2f -> %s", alpha, path)
+    print("\n".join(f"alpha={a:.2f}: {p}" for a, p in zip(alphas, files)))
+    if cfg.benchmarks.root:
+        _evaluate_series(cfg, alphas, files, Path(out_dir))
+    return files
+
+
+def _evaluate_series(cfg: DictConfig, alphas: list[float], files: list[Path], out_dir: Path) -> None:
+    from src.evaluation.run import evaluate
+
+    check_keys(cfg.benchmarks, "benchmarks", ("root", "sets", "scales", "lr", "matlab"), "the benchmark settings")
+    rows: list[SetScore] = []
+    for alpha, path in zip(alphas, files):
+        model = OmegaConf.merge(cfg.model, {"weights": str(path), "name": f"{cfg.model.name}_a{alpha:.2f}"})
+        eval_cfg = OmegaConf.create({
+            "model": OmegaConf.to_container(model, resolve=False), "scale": cfg.scale, "ckpt_path": None,
+            "device": cfg.device, "channels_last": cfg.channels_last, "run_name": cfg.run_name,
+            "metrics": OmegaConf.to_container(cfg.metrics, resolve=True),
+            "benchmarks": OmegaConf.to_container(cfg.benchmarks, resolve=True),
+            "samples": OmegaConf.to_container(cfg.samples, resolve=True),
+        })
+        if eval_cfg.benchmarks.scales is None:
+            eval_cfg.benchmarks.scales = [cfg.scale]
+        rows += evaluate(eval_cfg, out_dir / f"alpha{alpha:.2f}")
+    write_csv(rows, out_dir / "interpolation.csv")
+    table = markdown_table(rows)
+    (out_dir / "interpolation.md").write_text(table + "\n")
+    plot_perception_distortion(rows, out_dir / "perception_distortion.png")
+    print(table)
+
+
+def plot_perception_distortion(rows: list[SetScore], path: Path) -> Path | None:
+    """PSNR (y) against NIQE or LPIPS (x; lower is better) per method, one panel per set and scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = next((m for m in ("niqe", "lpips", "pi") if all(r.values.get(m) is not None for r in rows)), None)
+    if metric is None:
+        log.warning("no perceptual metric in metrics.names (niqe / lpips): no perception-distortion plot")
+        return None
+    groups = list(dict.fromkeys((r.set, r.scale) for r in rows))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
+    for ax, (set_name, scale) in zip(axes[0], groups):
+        points = [r for r in rows if (r.set, r.scale) == (set_name, scale)]
+        ax.plot([r.values[metric] for r in points], [r.psnr_y for r in points], "o-")
+        for r in points:
+            ax.annotate(r.method, (r.values[metric], r.psnr_y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(f"{metric.upper()} (lower = more natural)")
+        ax.set_ylabel("PSNR Y (dB)")
+        ax.set_title(f"{set_name} x{scale}")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

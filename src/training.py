@@ -55,13 +55,26 @@ def _share_cpu_between_processes(trainer_cfg: DictConfig) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // devices))
 
 
-def build_strategy(cfg: DictConfig) -> Any:
-    """``strategy`` group -> a Lightning strategy object, or its registered name (``auto``)."""
+def build_strategy(cfg: DictConfig, method_cls: type | None = None, trainer_cfg: DictConfig | None = None) -> Any:
+    """``strategy`` group -> a Lightning strategy object, or its registered name (``auto``).
+
+    ``auto`` with several devices/nodes and a method that leaves parameters without gradients in some backward
+    passes (GAN methods: ``method_cls.needs_find_unused``) becomes DDP with ``find_unused_parameters=True``,
+    so that ``python -m src.train model=rrdb_gan trainer.devices=2`` runs as is."""
     if "_target_" in cfg:
         return instantiate(cfg)
     name = cfg.get("name")
     if name != "auto":
         raise ConfigError(f"strategy.name={name!r}: only 'auto' has no _target_; see conf/strategy/")
+    devices = trainer_cfg.get("devices", 1) if trainer_cfg is not None else 1
+    nodes = trainer_cfg.get("num_nodes", 1) if trainer_cfg is not None else 1
+    several = nodes > 1 or devices in ("auto", -1) or (isinstance(devices, int) and devices > 1) or (
+        not isinstance(devices, (int, str)) and len(devices) > 1)
+    if several and getattr(method_cls, "needs_find_unused", False):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        log.info("strategy=auto with several devices and a GAN method: DDP with find_unused_parameters=True")
+        return DDPStrategy(find_unused_parameters=True)
     return "auto"
 
 
@@ -120,7 +133,7 @@ def train(cfg: DictConfig) -> float | None:
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer = L.Trainer(
         **trainer_kwargs,
-        strategy=build_strategy(cfg.strategy),
+        strategy=build_strategy(cfg.strategy, method_cls, cfg.trainer),
         logger=loggers or False,
         callbacks=build_callbacks(cfg, datamodule.val_name, bool(loggers)),
         default_root_dir=str(out),

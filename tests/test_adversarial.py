@@ -129,3 +129,18 @@ def test_bad_gan_settings():
         make_method(gan={"type": "ragan", "weight": 1})
     with pytest.raises(ValueError, match="pretrained or model.weights"):
         make_method(pretrained="a.pth", weights="b.pth")
+
+
+def test_auto_strategy_becomes_ddp_find_unused_for_gans_on_several_devices():
+    from lightning.pytorch.strategies import DDPStrategy
+    from omegaconf import OmegaConf
+
+    from src.methods import SupervisedSR
+    from src.training import build_strategy
+
+    auto = OmegaConf.create({"name": "auto"})
+    two = OmegaConf.create({"devices": 2, "num_nodes": 1})
+    strategy = build_strategy(auto, AdversarialSR, two)
+    assert isinstance(strategy, DDPStrategy) and strategy._ddp_kwargs.get("find_unused_parameters") is True
+    assert build_strategy(auto, SupervisedSR, two) == "auto"
+    assert build_strategy(auto, AdversarialSR, OmegaConf.create({"devices": 1, "num_nodes": 1})) == "auto"

@@ -45,6 +45,8 @@ class AdversarialSR(SupervisedSR):
     step once per training step; ``trainer.max_steps`` counts training steps (generator updates).
     """
 
+    needs_find_unused = True  # D is frozen in the G step: DDP must tolerate parameters without gradients
+
     def __init__(
         self,
         discriminator: Mapping,

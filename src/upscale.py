@@ -146,47 +146,73 @@ def read_input(path: str | Path) -> InputImage:
     return InputImage(arr, None, bit_depth)
 
 
-def _write_png16(data: np.ndarray, path: Path) -> None:
-    """16-bit PNG of a uint16 array (H, W, C), C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA."""
+def to_integer_array(pixels: torch.Tensor, alpha: torch.Tensor | None, bit_depth: int,
+                     rows: int = 256) -> np.ndarray:
+    """(C, H, W) float [0, 1] (+ alpha) -> uint8/uint16 array (H, W, C[+1]), rounded, converted ``rows`` rows at
+    a time so that a large output needs no full-size float temporaries."""
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
+    planes = [pixels] if alpha is None else [pixels, alpha]
+    channels = sum(p.shape[0] for p in planes)
+    h, w = pixels.shape[-2:]
+    peak, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    out = np.empty((h, w, channels), dtype=dtype)
+    for r in range(0, h, rows):
+        chunk = torch.cat([p[:, r : r + rows].detach().float().cpu() for p in planes], dim=0)
+        out[r : r + rows] = chunk.clamp_(0, 1).mul_(peak).round_().permute(1, 2, 0).numpy().astype(dtype)
+    return out
+
+
+def _write_png16(data: np.ndarray, path: Path, rows: int = 256) -> None:
+    """16-bit PNG of a uint16 array (H, W, C), C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; compressed as a stream,
+    ``rows`` rows at a time (PIL writes 16-bit grayscale only)."""
     import struct
     import zlib
 
     h, w, c = data.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    rows = data.astype(">u2").view(np.uint8).reshape(h, w * c * 2)
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1)  # filter type 0 per row
 
     def chunk(tag: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
 
+    compressor = zlib.compressobj(6)
+    parts = []
+    for r in range(0, h, rows):
+        block = np.ascontiguousarray(data[r : r + rows], dtype=">u2").view(np.uint8).reshape(-1, w * c * 2)
+        filtered = np.concatenate([np.zeros((block.shape[0], 1), np.uint8), block], axis=1)  # filter 0 per row
+        parts.append(compressor.compress(filtered.tobytes()))
+    parts.append(compressor.flush())
     header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
-    idat = zlib.compress(raw.tobytes(), 6)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header))
+        f.write(chunk(b"IDAT", b"".join(parts)))
+        f.write(chunk(b"IEND", b""))
 
 
 def write_output(path: str | Path, pixels: torch.Tensor, alpha: torch.Tensor | None, bit_depth: int) -> None:
-    """Write ``pixels`` (1|3, H, W) [+ ``alpha`` (1, H, W)] in [0, 1] as an 8- or 16-bit PNG."""
+    """Write ``pixels`` (1|3, H, W) [+ ``alpha`` (1, H, W)] in [0, 1] as an 8- or 16-bit PNG (gray, gray+alpha,
+    RGB or RGBA, as given)."""
     from PIL import Image
 
-    from src.data.image_io import save_image
-
+    if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
+        raise ValueError(f"write_output expects a (1|3, H, W) tensor, got shape {tuple(pixels.shape)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if alpha is None:
-        save_image(pixels, path, bit_depth=bit_depth)
-        return
-    img = torch.cat([pixels, alpha], dim=0).detach().float().clamp(0, 1).cpu().permute(1, 2, 0).numpy()
+    data = to_integer_array(pixels, alpha, bit_depth)
     if bit_depth == 16:
-        _write_png16((img * 65535.0).round().astype(np.uint16), path)
+        _write_png16(data, path)
     else:
-        Image.fromarray((img * 255.0).round().astype(np.uint8)).save(path)
+        Image.fromarray(data[..., 0] if data.shape[2] == 1 else data).save(path)
 
 
 # ---- running the network ---------------------------------------------------------------------------------------
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device={name!r}: expected auto, cpu, cuda or cuda:N ({exc})") from exc
 
 
 class ModelRunner:
@@ -227,8 +253,8 @@ class ModelRunner:
 
 def to_gray(rgb: torch.Tensor) -> torch.Tensor:
     """(…, 3, H, W) -> (…, 1, H, W) with BT.601 luma weights (gray in, gray out: R = G = B gives back the gray)."""
-    weights = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
-    return (rgb * weights).sum(dim=-3, keepdim=True)
+    r, g, b = rgb.unbind(dim=-3)
+    return (r * LUMA[0]).add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(-3)
 
 
 @dataclass
@@ -357,6 +383,8 @@ def upscale(cfg: DictConfig) -> list[Path]:
     suffix = f"_x{scale}" if cfg.suffix is None else str(cfg.suffix)
     outputs = plan_outputs(inputs, cfg.output, suffix, cfg.overwrite)
     device = pick_device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={cfg.device}: no CUDA device is available here (device=auto picks one if present)")
     model = build_eval_model(cfg.model, scale, None).to(device).eval()
     runner = ModelRunner(model, device, _precision(cfg.precision, device))
     settings = UpscaleSettings(

@@ -210,13 +210,13 @@ def tiled_forward(
                 f"the network turned a {tile_h}x{tile_w} tile into {tuple(sr.shape[-2:])}, expected {expected} "
                 f"(x{scale}): is scale={scale} the network's own scale?"
             )
+        device = sr.device if out_device is None else torch.device(out_device)
+        if total == 1:  # the whole image: no accumulator, no blending
+            out = sr.to(device, torch.float32)
+            break
         if out is None:
-            device = sr.device if out_device is None else torch.device(out_device)
             out = torch.zeros(sr.shape[0], sr.shape[1], ph * scale, pw * scale, dtype=torch.float32, device=device)
         sr = sr.to(out.device, torch.float32)
-        if total == 1:
-            out.copy_(sr)
-            break
         weight = (wy[i][:, None] * wx[j][None, :]).to(out.device, torch.float32)
         out[..., y0 * scale : (y0 + tile_h) * scale, x0 * scale : (x0 + tile_w) * scale].addcmul_(sr, weight)
         del sr, weight

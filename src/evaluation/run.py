@@ -18,7 +18,27 @@ from src.metrics.efficiency import count_parameters
 
 EVALUATE_KEYS = (
     "model", "scale", "ckpt_path", "device", "channels_last", "run_name", "metrics", "benchmarks", "samples",
+    "ensemble", "postprocess", "bp_iterations",
 )
+POSTPROCESS = ("none", "back_projection")
+
+
+def with_inference_options(model, scale: int, ensemble: bool, postprocess: str, bp_iterations: int):
+    """LR -> SR with the x8 self-ensemble and/or iterative back-projection around ``model``."""
+    if postprocess not in POSTPROCESS:
+        raise ValueError(f"postprocess={postprocess!r}: expected one of {POSTPROCESS}")
+    if not ensemble and postprocess == "none":
+        return model
+    from src.inference.back_projection import back_project
+    from src.inference.ensemble import self_ensemble
+
+    def run(lr: torch.Tensor) -> torch.Tensor:
+        sr = self_ensemble(model, lr) if ensemble else model(lr)
+        if postprocess == "back_projection":
+            sr = back_project(sr, lr, scale, bp_iterations)
+        return sr
+
+    return run
 BENCHMARK_KEYS = ("root", "sets", "scales", "lr", "matlab")
 SAMPLE_KEYS = ("images", "crop")
 
@@ -50,7 +70,8 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     out_dir = Path(out_dir)
     device = pick_device(cfg.device)
     suite = build_metric_suite(cfg.metrics)
-    name = cfg.model.name
+    postprocess = cfg.postprocess or cfg.model.get("postprocess", "none")
+    name = cfg.model.name + ("+ens" if cfg.ensemble else "") + ("+bp" if postprocess == "back_projection" else "")
     scores: list[ImageScore] = []
     params: dict[int, int] = {}
     wanted = set(cfg.samples.images)
@@ -58,6 +79,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
         model_cfg = OmegaConf.merge(cfg.model, {"scale": scale})
         model = build_eval_model(model_cfg, scale, cfg.ckpt_path).to(device)
         params[scale] = count_parameters(model)
+        model = with_inference_options(model, scale, cfg.ensemble, postprocess, cfg.bp_iterations)
         for set_name in cfg.benchmarks.sets:
             images = load_benchmark_set(
                 cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab

@@ -134,7 +134,11 @@ class SRDataModule(L.LightningDataModule):
 
     # ---- on-device LR synthesis ---------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """uint8 HR (and LR, for paired data) -> float in [0, 1]; LR made by the degradation when absent."""
+        """uint8 HR (and LR, for paired data) -> float in [0, 1]; LR made by the degradation when absent.
+
+        A degradation with ``degrade_batch(hr, training)`` (the random pipelines) returns a dict (``lr``, ``hr``
+        and extras such as ``hr_usm``; a training-pair pool may swap pairs) that is merged into the batch;
+        training batches are those without a ``name`` (validation items carry their file name)."""
         hr = batch["hr"]
         if hr.dtype == torch.uint8:
             hr = hr.float().div_(255.0)
@@ -142,16 +146,21 @@ class SRDataModule(L.LightningDataModule):
         if "lr" in batch:
             lr = batch["lr"]
             batch["lr"] = lr.float().div_(255.0) if lr.dtype == torch.uint8 else lr
+            return batch
+        if self.degradation is None:
+            raise RuntimeError("the DataModule has no degradation to make LR images (set degradation=…)")
+        training = "name" not in batch
+        kwargs = {}
+        if self.train_scales and training:  # a multi-scale training batch
+            s = self._scale_rng.choice(self.train_scales)
+            hr = hr[..., : hr.shape[-2] - hr.shape[-2] % s, : hr.shape[-1] - hr.shape[-1] % s]
+            batch["hr"], batch["scale"] = hr, s
+            kwargs["scale"] = s
+        degrade_batch = getattr(self.degradation, "degrade_batch", None)
+        if degrade_batch is not None:
+            batch.update(degrade_batch(hr, training=training, **kwargs))
         else:
-            if self.degradation is None:
-                raise RuntimeError("the DataModule has no degradation to make LR images (set degradation=…)")
-            if self.train_scales and "name" not in batch:  # a multi-scale training batch
-                s = self._scale_rng.choice(self.train_scales)
-                hr = hr[..., : hr.shape[-2] - hr.shape[-2] % s, : hr.shape[-1] - hr.shape[-1] % s]
-                batch["hr"], batch["scale"] = hr, s
-                batch["lr"] = self.degradation(hr, scale=s)
-            else:
-                batch["lr"] = self.degradation(hr)
+            batch["lr"] = self.degradation(hr, **kwargs)
         return batch
 
 

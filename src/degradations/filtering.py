@@ -37,12 +37,15 @@ def reflect_pad(x: torch.Tensor, pad: int | tuple[int, int, int, int]) -> torch.
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
-def filter2d(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def filter2d(img: torch.Tensor, kernel: torch.Tensor, trim: bool = True) -> torch.Tensor:
     """Filter each image with its own kernel (correlation, as ``cv2.filter2D``), reflect padding.
 
     Args:
         img: (B, C, H, W) float.
         kernel: (B, k, k) one kernel per image, or (k, k) / (1, k, k) for the whole batch; ``k`` odd.
+        trim: drop the all-zero border of each kernel first (kernels padded to a common 21 x 21 frame often
+            have a smaller support): samples are grouped by support size, one grouped convolution per group,
+            and identity-like (1 x 1) kernels become a multiplication. Same result up to float rounding.
 
     Returns:
         (B, C, H, W), contiguous, same dtype as ``img``.
@@ -60,8 +63,32 @@ def filter2d(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         kernel = kernel.expand(b, k, k)
     elif kernel.shape[0] != b:
         raise ValueError(f"filter2d: {kernel.shape[0]} kernels for a batch of {b}")
-    padded = reflect_pad(img.contiguous(), k // 2)
-    # one depthwise convolution over all B*C planes (much faster on CPU than a 1-channel conv over B*C images)
+    img = img.contiguous()
+    if not trim:
+        return _grouped_filter(img, kernel)
+    half = k // 2
+    dist = torch.arange(k, device=kernel.device).sub(half).abs()
+    reach = torch.maximum(dist.view(-1, 1), dist.view(1, -1))  # Chebyshev distance to the centre
+    radius = torch.where(kernel != 0, reach, torch.zeros_like(reach)).flatten(1).amax(1).tolist()
+    if len(set(radius)) == 1:
+        r = radius[0]
+        return _grouped_filter(img, kernel[:, half - r:half + r + 1, half - r:half + r + 1])
+    out = torch.empty_like(img)
+    for r in sorted(set(radius)):
+        idx = torch.tensor([i for i, ri in enumerate(radius) if ri == r], device=img.device)
+        sub = kernel.index_select(0, idx)[:, half - r:half + r + 1, half - r:half + r + 1]
+        out.index_copy_(0, idx, _grouped_filter(img.index_select(0, idx), sub))
+    return out
+
+
+def _grouped_filter(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) filtered with (B, k, k), reflect padding: one depthwise convolution over all planes."""
+    b, c, h, w = img.shape
+    k = kernel.shape[-1]
+    if k == 1:
+        return img * kernel.view(b, 1, 1, 1)
+    padded = reflect_pad(img, k // 2)
+    # depthwise layout (1, B*C, ...): much faster on CPU than a 1-channel conv over B*C images
     weight = kernel.repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C, 1, k, k)
     out = F.conv2d(padded.reshape(1, b * c, h + k - 1, w + k - 1), weight, groups=b * c)
     return out.reshape(b, c, h, w)
@@ -84,5 +111,31 @@ def separable_filter2d(img: torch.Tensor, kernel_x: torch.Tensor, kernel_y: torc
     px, py = kx.shape[-1] // 2, ky.shape[-2] // 2
     planes = img.contiguous().reshape(1, n, h, w)  # depthwise layout: fast path on CPU
     out = F.conv2d(reflect_pad(planes, (px, px, 0, 0)), kx, groups=n)
+    if h <= _MATRIX_MAX:  # the column pass as one matmul with the reflect-folded (H, H) matrix: ~2x faster on CPU
+        matrix = _column_matrix(tuple(kernel_y.double().reshape(-1).tolist()), h, img.device, img.dtype)
+        return torch.matmul(matrix, out.reshape(n, h, w)).reshape(b, c, h, w)
     out = F.conv2d(reflect_pad(out, (0, 0, py, py)), ky, groups=n)
     return out.reshape(b, c, h, w)
+
+
+_MATRIX_MAX = 1024
+_MATRIX_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def _column_matrix(kernel: tuple[float, ...], n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(n, n) matrix M with ``M @ x`` = correlation of the columns of ``x`` with ``kernel``, reflect padding."""
+    key = (kernel, n, device, dtype)
+    cached = _MATRIX_CACHE.get(key)
+    if cached is None:
+        k = len(kernel)
+        src = _reflect_index(n, k // 2, k // 2, torch.device("cpu"))  # padded row -> source row
+        rows = torch.arange(n).view(-1, 1).expand(n, k)
+        cols = src[torch.arange(n).view(-1, 1) + torch.arange(k).view(1, -1)]
+        weights = torch.tensor(kernel, dtype=torch.float64).view(1, -1).expand(n, k)
+        matrix = torch.zeros(n, n, dtype=torch.float64)
+        matrix.index_put_((rows.reshape(-1), cols.reshape(-1)), weights.reshape(-1), accumulate=True)
+        cached = matrix.to(device=device, dtype=dtype)
+        if len(_MATRIX_CACHE) >= 32:
+            _MATRIX_CACHE.pop(next(iter(_MATRIX_CACHE)))
+        _MATRIX_CACHE[key] = cached
+    return cached

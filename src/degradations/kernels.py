@@ -46,6 +46,7 @@ __all__ = [
     "random_blur_kernels",
     "random_mixed_kernels",
     "random_sinc_kernels",
+    "sample_blur_params",
     "sinc_kernels",
 ]
 
@@ -429,7 +430,7 @@ def _draw_sizes(n: int, kernel_size: int | Sequence[int], generator: torch.Gener
     return choices[torch.randint(len(choices), (n,), generator=generator)]
 
 
-def random_blur_kernels(
+def sample_blur_params(
     n: int,
     *,
     kernel_sizes: Sequence[int] = (7, 9, 11, 13, 15, 17, 19, 21),
@@ -441,16 +442,14 @@ def random_blur_kernels(
     betap_range: Sequence[float] = (1.0, 2.0),
     sinc_prob: float = 0.1,
     blur_prob: float = 1.0,
-    pad_to: int = 21,
     generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """The blur kernels of one Real-ESRGAN degradation round, batched: (n, P, P) float32.
+) -> dict[str, torch.Tensor]:
+    """Per-sample parameters of one Real-ESRGAN blur round (CPU tensors; the arguments of :func:`build_kernels`).
 
     Per sample (as ``RealESRGANDataset.__getitem__``): a size from ``kernel_sizes``; with probability
     ``sinc_prob`` a sinc kernel with cutoff uniform in [pi/3, pi] (size < 13) or [pi/5, pi] (size >= 13), else a
-    mixed kernel (:func:`random_mixed_kernels`, ``sig_x`` and ``sig_y`` both from ``sigma_range``); with
-    probability ``1 - blur_prob`` the identity (Real-ESRGAN's ``second_blur_prob`` as a per-sample draw).
+    mixed kernel (as :func:`random_mixed_kernels`, ``sig_x`` and ``sig_y`` both from ``sigma_range``); with
+    probability ``1 - blur_prob`` the identity (Real-ESRGAN's ``second_blur_prob``, here a per-sample draw).
     """
     sizes = _draw_sizes(n, list(kernel_sizes), generator)
     use_sinc = torch.rand(n, generator=generator, dtype=torch.float64) < sinc_prob
@@ -461,8 +460,25 @@ def random_blur_kernels(
     blur = torch.rand(n, generator=generator, dtype=torch.float64) < blur_prob
     family = torch.where(use_sinc, torch.full_like(params["family"], SINC), params["family"])
     family = torch.where(blur, family, torch.full_like(family, PULSE))
-    return build_kernels(family, sizes, params["sig_x"], params["sig_y"], params["theta"], params["beta"], cutoff,
-                         pad_to=pad_to, device=device)
+    return {"family": family, "kernel_size": sizes, "sig_x": params["sig_x"], "sig_y": params["sig_y"],
+            "theta": params["theta"], "beta": params["beta"], "cutoff": cutoff}
+
+
+def random_blur_kernels(
+    n: int,
+    *,
+    pad_to: int = 21,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    **sampling,
+) -> torch.Tensor:
+    """The blur kernels of one Real-ESRGAN degradation round, batched: (n, P, P) float32.
+
+    ``sampling``: the keyword arguments of :func:`sample_blur_params` (sizes, types, ranges, ``sinc_prob``,
+    ``blur_prob``); the parameters are drawn from ``generator`` on the CPU, the kernels built on ``device``.
+    """
+    params = sample_blur_params(n, generator=generator, **sampling)
+    return build_kernels(**params, pad_to=pad_to, device=device)
 
 
 def random_sinc_kernels(

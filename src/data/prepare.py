@@ -546,7 +546,12 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         print(__doc__)
         print(PrepareConfig.__doc__)
         return None
-    return prepare(parse_args(argv))
+    cfg = parse_args(argv)
+    try:
+        return prepare(cfg)
+    except KeyboardInterrupt:
+        print("\nprepare: interrupted; finished files are kept: rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ TINY = {
                  "model.discriminator.num_feat=4"],
     "esrgan_pro": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4",
                    "model.discriminator.num_feat=4"],
+    "realesrnet": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4"],
+    "realesrgan": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4",
+                   "model.discriminator.num_feat=4"],
 }
 
 
@@ -64,6 +67,13 @@ def test_default_config_is_the_documented_job():
     assert cfg.trainer.max_steps == 3000 and list(cfg.logger) == ["wandb", "csv"]
     assert set(cfg.data.val_photos) == {"astronaut", "coffee"}
     assert not set(cfg.data.val_photos) & set(cfg.data.train_photos)
+
+
+@pytest.mark.parametrize("model", ["realesrnet", "realesrgan"])
+def test_real_esrgan_models_select_their_degradation(model):
+    cfg = compose_train(f"model={model}", "logger=[]")
+    assert cfg.degradation._target_.endswith("RealESRGANDegradation") and cfg.model.content_target_usm
+    assert compose_train(f"model={model}", "degradation=bicubic").degradation._target_.endswith("BicubicDegradation")
 
 
 def test_validation_catches_keys_hydra_cannot():

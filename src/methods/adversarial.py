@@ -33,8 +33,8 @@ class AdversarialSR(SupervisedSR):
         optimizer_d / lr_scheduler_d: the discriminator's optimizer and schedule (``_partial_`` configs).
         net_d_iters: the generator's adversarial term and the discriminator step run every N steps.
         net_d_init_iters: steps of content-only training before the adversarial game starts.
-        gan_target_usm / content_target_usm: compare with the USM-sharpened HR (``batch["hr_usm"]``, made by the
-            Real-ESRGAN degradation) in the adversarial / content terms (Real-ESRGAN: False / True).
+        gan_target_usm: show the discriminator the USM-sharpened HR (``batch["hr_usm"]``) as real (Real-ESRGAN:
+            False; its content terms use it: ``content_target_usm``, a :class:`SupervisedSR` argument).
         pretrained: generator initialisation (the PSNR-stage checkpoint, any format ``model.weights`` takes).
         grad_clip_d: clip the discriminator's gradient norm (``trainer.gradient_clip_val`` cannot be used with
             manual optimization; ``grad_clip_g`` does the same for the generator).
@@ -56,7 +56,6 @@ class AdversarialSR(SupervisedSR):
         net_d_iters: int = 1,
         net_d_init_iters: int = 0,
         gan_target_usm: bool = False,
-        content_target_usm: bool = False,
         pretrained: str | None = None,
         grad_clip_g: float | None = None,
         grad_clip_d: float | None = None,
@@ -90,7 +89,6 @@ class AdversarialSR(SupervisedSR):
                 "net_d_iters": net_d_iters,
                 "net_d_init_iters": net_d_init_iters,
                 "gan_target_usm": gan_target_usm,
-                "content_target_usm": content_target_usm,
                 "grad_clip_g": grad_clip_g,
                 "grad_clip_d": grad_clip_d,
                 "postprocess": postprocess,

@@ -67,6 +67,8 @@ class SupervisedSR(L.LightningModule):
         ema_decay: keep an exponential moving average of the network weights (``sr_ema``; BasicSR/Real-ESRGAN use
             0.999), updated after every optimizer step; in eval mode (validation, the final report, export) the
             module runs the EMA weights. ``None``: no EMA.
+        content_target_usm: compute the loss against the USM-sharpened HR (``batch["hr_usm"]``, made by the
+            Real-ESRGAN degradation), as Real-ESRNet/Real-ESRGAN do; the plain HR when the batch has none.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class SupervisedSR(L.LightningModule):
         grad_clip_mode: str = "value",
         weights: str | None = None,
         ema_decay: float | None = None,
+        content_target_usm: bool = False,
     ) -> None:
         super().__init__()
         if ema_decay is not None and not 0 < ema_decay < 1:
@@ -117,6 +120,7 @@ class SupervisedSR(L.LightningModule):
                 "grad_clip_theta": grad_clip_theta,
                 "grad_clip_mode": grad_clip_mode,
                 "ema_decay": ema_decay,
+                "content_target_usm": content_target_usm,
             }
         )
         net: nn.Module = instantiate(self.hparams.arch)
@@ -162,6 +166,8 @@ class SupervisedSR(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         lr, hr = batch["lr"], batch["hr"]
+        if self.hparams.content_target_usm:
+            hr = batch.get("hr_usm", hr)
         scale = batch.get("scale")  # multi-scale training (VDSR): the scale drawn for this batch
         if self.hparams.color == "y":
             pred, target = self.sr.predict_y(lr, scale), rgb_to_y(hr)

@@ -11,11 +11,13 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from src.degradations import imresize
 from src.evaluation.panels import comparison_panel, detailed_crop
+from src.evaluation.report import nearest_upscale
 
 
 class ValidationPanels(Callback):
-    """Logs bicubic | SR | HR crops of the first ``num_images`` validation images to W&B and TensorBoard
-    (key ``val/<dataset>/panel_<i>``). Needs ``validation_step`` to return ``{"sr": …, "name": …}``."""
+    """Logs LR (nearest) | bicubic | SR | HR crops (the same square, the most detailed one of the HR) of the
+    first ``num_images`` validation images to W&B and TensorBoard (key ``val/<dataset>/panel_<i>``). Needs
+    ``validation_step`` to return ``{"sr": …, "name": …}``."""
 
     def __init__(self, num_images: int = 2, crop: int = 96) -> None:
         self.num_images = num_images
@@ -37,9 +39,12 @@ class ValidationPanels(Callback):
             return
         hr = batch["hr"][0].detach().float().cpu()
         sr = outputs["sr"][0].detach().float().cpu()
+        lr = batch["lr"][0].detach().float().cpu()
         with torch.no_grad():
-            bicubic = imresize(batch["lr"][:1].float(), float(pl_module.hparams.scale)).clamp(0, 1)[0].cpu()
-        panel = comparison_panel([bicubic, sr, hr], ["bicubic", "SR", "HR"], crop=detailed_crop(hr, self.crop))
+            bicubic = imresize(lr.unsqueeze(0), float(pl_module.hparams.scale)).clamp(0, 1)[0]
+        lr_nearest = nearest_upscale(lr, tuple(hr.shape[-2:]))
+        panel = comparison_panel([lr_nearest, bicubic, sr, hr], ["LR (nearest)", "bicubic", "SR", "HR"],
+                                 crop=detailed_crop(hr, self.crop))
         key = f"val/{getattr(pl_module, 'val_name', 'val')}/panel_{batch_idx}"
         image = np.asarray(panel)
         for logger in targets:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.checkpoints import export_basicsr, load_weights
 from src.config import ConfigError, check_keys, validate
+from src.evaluation.report import plot_perception_distortion
 from src.evaluation.results import SetScore, markdown_table, write_csv
 
 log = logging.getLogger(__name__)
@@ -92,32 +93,3 @@ def _evaluate_series(cfg: DictConfig, alphas: list[float], files: list[Path], ou
     (out_dir / "interpolation.md").write_text(table + "\n")
     plot_perception_distortion(rows, out_dir / "perception_distortion.png")
     print(table)
-
-
-def plot_perception_distortion(rows: list[SetScore], path: Path) -> Path | None:
-    """PSNR (y) against NIQE or LPIPS (x; lower is better) per method, one panel per set and scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric = next((m for m in ("niqe", "lpips", "pi") if all(r.values.get(m) is not None for r in rows)), None)
-    if metric is None:
-        log.warning("no perceptual metric in metrics.names (niqe / lpips): no perception-distortion plot")
-        return None
-    groups = list(dict.fromkeys((r.set, r.scale) for r in rows))
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
-    for ax, (set_name, scale) in zip(axes[0], groups):
-        points = [r for r in rows if (r.set, r.scale) == (set_name, scale)]
-        ax.plot([r.values[metric] for r in points], [r.psnr_y for r in points], "o-")
-        for r in points:
-            ax.annotate(r.method, (r.values[metric], r.psnr_y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel(f"{metric.upper()} (lower = more natural)")
-        ax.set_ylabel("PSNR Y (dB)")
-        ax.set_title(f"{set_name} x{scale}")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -163,7 +163,7 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path) -
     log.info("BasicSR-format weights ({params, params_ema}) of the %s: %s", which, exported)
     datamodule.setup("validate")
     items = [datamodule.val_set[i] for i in range(len(datamodule.val_set))]
-    _, table = heldout_report(
+    summary, table = heldout_report(
         method,
         items,
         degradation,
@@ -175,6 +175,38 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path) -
         panel_images=cfg.report.panel_images,
         crop=cfg.report.crop,
     )
+    _log_heldout(method, summary, cfg.model.name)
     print(f"\nHeld-out PSNR / SSIM (Y, {cfg.scale} px shaved) of the {which}, x{cfg.scale}:\n{table}")
     print(f"\nRun folder: {out}\n  results.csv, per_image.csv, comparison.png, csv/metrics.csv,\n"
           "  checkpoints/ (best.ckpt, last.ckpt, best_basicsr.pth for BasicSR / Real-ESRGAN / chaiNNer)")
+
+
+def _log_heldout(method, summary: list, method_name: str) -> None:
+    """The held-out report to the run's loggers: ``test/<set>/<metric>`` of the trained model (W&B: the run's
+    summary, plus a ``wandb.Table`` ``test/results`` of every row, bicubic included; other loggers:
+    ``log_metrics`` at the last step)."""
+    loggers = list(method.loggers)  # [] when the method is not attached to a trainer
+    if not loggers:
+        return
+    from lightning.pytorch.loggers import WandbLogger
+
+    final = {
+        f"test/{row.set}/{name}": float(value)
+        for row in summary if row.method == method_name
+        for name, value in row.values.items() if value is not None and not name.startswith("_")
+    }
+    metrics = list(dict.fromkeys(k for row in summary for k in row.values if not k.startswith("_")))
+    columns = ["method", "set", "scale", *metrics, "num_images"]
+    data = [[row.method, row.set, row.scale, *(row.values.get(m) for m in metrics), row.num_images] for row in summary]
+    step = method.trainer.global_step
+    for logger in loggers:
+        try:
+            if isinstance(logger, WandbLogger):
+                logger.log_table(key="test/results", columns=columns, data=data, step=step)
+                for key, value in final.items():
+                    logger.experiment.summary[key] = value
+            else:
+                logger.log_metrics(final, step=step)
+                logger.save()
+        except Exception as exc:  # noqa: BLE001 - a logging problem must not lose the finished run
+            log.warning("could not log the held-out results to %s: %s", type(logger).__name__, exc)

@@ -9,7 +9,9 @@ The formulas and their parameterisation are Real-ESRGAN's (``basicsr/data/degrad
 * Gaussian ``exp(-Q / 2)``, generalized Gaussian ``exp(-Q^beta / 2)``, plateau ``1 / (1 + Q^beta)``;
 * 2-D sinc (circular low-pass, cutoff ``w`` in radians): ``w J1(w r) / (2 pi r)`` with ``r`` the distance to
   the centre and the centre value ``w^2 / (4 pi)`` (the limit ``r -> 0``);
-* every kernel is normalised to sum 1 over its ``k x k`` support; ``pad_to`` zero-pads it (centred).
+* every kernel is normalised to sum 1 over its ``k x k`` support; ``pad_to`` zero-pads it (centred);
+  entries below ``1e-12`` are then set to 0 (far below float32 resolution of a filtered pixel, and it keeps
+  tiny-weight x pixel products from being denormal numbers, which are slow on CPUs).
 
 Batched functions take one parameter value per sample (tensors of shape (B,) or Python numbers) and a per-
 sample kernel size; every kernel of the batch is returned centred in a common ``(P, P)`` frame (``P`` =
@@ -153,6 +155,16 @@ def _normalise(kernel: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     return kernel / kernel.sum(dim=(-2, -1), keepdim=True)
 
 
+#: kernel entries below this (the kernels sum to 1) are set to 0: their contribution is below float32 resolution,
+#: and products of such tiny weights with pixel values would be denormal numbers, which are slow on CPUs
+NEGLIGIBLE = 1e-12
+
+
+def _finish(kernel: torch.Tensor) -> torch.Tensor:
+    return torch.where(kernel.abs() < NEGLIGIBLE, torch.zeros((), dtype=kernel.dtype, device=kernel.device),
+                       kernel).float()
+
+
 def _gaussian_family(
     family: int, kernel_size, sig_x, sig_y, theta, beta, isotropic, pad_to, device
 ) -> torch.Tensor:
@@ -174,7 +186,7 @@ def _gaussian_family(
         else:
             qb = q.pow(_as_batch(beta, n, device, dtype).view(-1, 1, 1))
             kernel = torch.exp(-0.5 * qb) if family == GENERALIZED else torch.reciprocal(qb + 1)
-        return _normalise(kernel, inside).float()
+        return _finish(_normalise(kernel, inside))
 
 
 # ---- batched kernels ---------------------------------------------------------------------------------------
@@ -248,7 +260,7 @@ def sinc_kernels(
     cutoff = _as_batch(cutoff, n, device, dtype)
     with flush_denormal():
         xx, yy, inside = _grid(_frame(sizes, pad_to), sizes, device, dtype)
-        return _normalise(_sinc_values(xx, yy, cutoff), inside).float()
+        return _finish(_normalise(_sinc_values(xx, yy, cutoff), inside))
 
 
 def pulse_kernels(n: int, size: int = 21, device: torch.device | str | None = None) -> torch.Tensor:
@@ -304,7 +316,7 @@ def build_kernels(
         if noise is not None:
             noisy = (fam == GAUSSIAN) | (fam == GENERALIZED)
             kernel = torch.where(noisy, _normalise(kernel * noise.to(device=device, dtype=dtype), inside), kernel)
-        return kernel.float()
+        return _finish(kernel)
 
 
 # ---- single kernels with the reference's names and argument order ------------------------------------------

@@ -1,7 +1,11 @@
-"""What ``python -m src.evaluate`` does: score one method on benchmark sets and scales, write the tables."""
+"""What ``python -m src.evaluate`` does: score one method (``model=… [ckpt_path=…]``) or several (``methods=[…]``)
+on benchmark sets and scales, write the tables, sample crops and (methods mode) the comparison crops and the
+perception–distortion plot."""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -9,7 +13,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from src.checkpoints import build_eval_model, read_hparams
-from src.config import validate
+from src.config import ConfigError, validate
 from src.evaluation.benchmark import load_benchmark_set, score_set
 from src.evaluation.metric_suite import build_metric_suite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
@@ -18,7 +22,7 @@ from src.metrics.efficiency import count_parameters
 
 EVALUATE_KEYS = (
     "model", "scale", "ckpt_path", "device", "channels_last", "run_name", "metrics", "benchmarks", "samples",
-    "ensemble", "postprocess", "bp_iterations",
+    "ensemble", "postprocess", "bp_iterations", "methods", "compare",
 )
 POSTPROCESS = ("none", "back_projection")
 
@@ -41,6 +45,9 @@ def with_inference_options(model, scale: int, ensemble: bool, postprocess: str, 
     return run
 BENCHMARK_KEYS = ("root", "sets", "scales", "lr", "matlab")
 SAMPLE_KEYS = ("images", "crop")
+METHOD_KEYS = ("name", "model", "weights", "overrides")
+COMPARE_KEYS = ("images", "crop", "plot_metric")
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def pick_device(name: str) -> torch.device:
@@ -61,9 +68,14 @@ def _scales(cfg: DictConfig) -> list[int]:
 
 def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     """Score ``cfg.model`` on every set x scale; write ``results.csv``, ``per_image.csv``, ``results.md`` and
-    sample crops into ``out_dir``; print the Markdown table. Returns the per-set means."""
+    sample crops into ``out_dir``; print the Markdown table. Returns the per-set means.
+
+    With a non-empty ``methods`` list every method is scored instead of ``model`` (see :func:`evaluate_methods`).
+    """
     from src.config import check_keys
 
+    if cfg.get("methods"):
+        return evaluate_methods(cfg, out_dir)
     validate(cfg, EVALUATE_KEYS, trainer_key=None)
     check_keys(cfg.benchmarks, "benchmarks", BENCHMARK_KEYS, "the benchmark settings")
     check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
@@ -109,3 +121,246 @@ def _save_sample(img, sr: torch.Tensor, scale: int, method: str, crop: int, fold
     bicubic = imresize(lr, float(scale)).clamp(0, 1)
     panel = comparison_panel([bicubic, sr, hr], ["bicubic", method, "HR"], crop=detailed_crop(hr, crop))
     save_panel(panel, folder / f"{set_name}_{Path(img.name).stem}_x{scale}_{method}.png")
+
+
+# ---- methods mode: several methods in one table -----------------------------------------------------------
+@dataclass(frozen=True)
+class MethodSpec:
+    """One entry of ``methods``: a display ``name``, a ``conf/model`` option, weights, overrides of model keys."""
+
+    index: int
+    name: str
+    model: str
+    weights: str | None
+    overrides: dict
+
+    @property
+    def where(self) -> str:
+        return f"methods[{self.index}] ({self.name})"
+
+
+def parse_methods(entries) -> list[MethodSpec]:
+    """Check the ``methods`` entries (known keys, a model option, unique names, existing weight files)."""
+    from src.config import check_keys
+
+    specs = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, (dict, DictConfig)):
+            raise ConfigError(f"methods[{index}] must be a mapping {{name, model, weights, overrides}}, got {entry!r}")
+        label = entry.get("name") or entry.get("model") or "?"
+        check_keys(entry, f"methods[{index}]", METHOD_KEYS, f"the method entry methods[{index}] ({label})")
+        model = entry.get("model")
+        if not model or not str(model).replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"methods[{index}] ({label}): 'model' must name a conf/model option, got {model!r}")
+        overrides = entry.get("overrides") or {}
+        if OmegaConf.is_config(overrides):
+            overrides = OmegaConf.to_container(overrides, resolve=True)
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"methods[{index}] ({label}): 'overrides' must be a mapping of model keys")
+        weights = entry.get("weights")
+        if weights is not None and not Path(str(weights)).expanduser().is_file():
+            raise FileNotFoundError(f"methods[{index}] ({label}): weights file not found: {weights}")
+        specs.append(MethodSpec(index, str(entry.get("name") or model), str(model),
+                                None if weights is None else str(Path(str(weights)).expanduser()), overrides))
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"methods: names must be unique; repeated: {duplicates} (set 'name' per entry)")
+    return specs
+
+
+def _compose_model_group(model: str) -> DictConfig:
+    """``conf/model/<model>.yaml`` composed by Hydra (inside a running Hydra app: its search path)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=None, overrides=[f"+model={model}"])
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=None, overrides=[f"+model={model}"])
+
+
+def method_config(spec: MethodSpec, cfg: DictConfig, scale: int, composed: DictConfig | None = None) -> DictConfig:
+    """The ``model`` node of ``spec`` at ``scale``: the composed model config under a root holding what model
+    configs interpolate (``scale``, ``metrics``, ``channels_last``), with ``weights`` and ``overrides`` merged."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    if composed is None:
+        try:
+            composed = _compose_model_group(spec.model)
+        except Exception as exc:  # noqa: BLE001 - Hydra's MissingConfigException lists the valid options
+            raise ConfigError(f"{spec.where}: model={spec.model}: {exc}") from None
+    root = OmegaConf.create({
+        "scale": int(scale),
+        "channels_last": bool(cfg.channels_last),
+        "metrics": OmegaConf.to_container(cfg.metrics, resolve=True),
+    })
+    root = OmegaConf.merge(root, composed)
+    trainable = getattr(get_class(root.model._target_), "trainable", True)
+    if spec.weights and not trainable:
+        raise ConfigError(f"{spec.where}: model={spec.model} has no parameters: drop 'weights'")
+    if trainable and not spec.weights:
+        raise ConfigError(f"{spec.where}: model={spec.model} needs 'weights' (a weights file or a Lightning .ckpt)")
+    update = dict(spec.overrides)
+    if spec.weights:
+        update["weights"] = spec.weights
+    try:
+        root = OmegaConf.merge(root, {"model": update})
+        validate(root, ("scale", "channels_last", "metrics", "model"), trainer_key=None)
+    except (OmegaConfBaseException, ConfigError) as exc:
+        raise ConfigError(f"{spec.where}: {_override_problem(exc, composed)}") from None
+    return root.model
+
+
+def _override_problem(exc: Exception, composed: DictConfig) -> str:
+    """An unknown key in ``overrides`` named with its closest valid key, else the first line of the error."""
+    import difflib
+
+    full_key = str(getattr(exc, "full_key", "") or "")
+    if "not in struct" in str(exc) and full_key:
+        parent, _, key = full_key.rpartition(".")
+        node = OmegaConf.select(composed, parent) if parent else composed
+        valid = sorted(str(k) for k in node) if OmegaConf.is_dict(node) else []
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return f"overrides: unknown key '{full_key}'.{hint} Valid keys of {parent}: {', '.join(valid)}"
+    return f"overrides: {str(exc).splitlines()[0]}"
+
+
+def _method_scales(cfg: DictConfig, specs: list[MethodSpec]) -> list[int]:
+    """``benchmarks.scales``; else the scales the methods' checkpoints were trained for; else [2, 3, 4] when
+    every method is parameter-free; else ``scale``."""
+    if cfg.benchmarks.scales is not None:
+        return [int(s) for s in cfg.benchmarks.scales]
+    found = []
+    for spec in specs:
+        hparams = read_hparams(spec.weights) if spec.weights else None
+        if hparams and hparams.get("input") != "bicubic":
+            found.append(int(hparams["scale"]))
+    if found:
+        return sorted(set(found))
+    if not any(s.weights for s in specs):
+        return [2, 3, 4]
+    return [int(cfg.scale)]
+
+
+def _skip_reason(spec: MethodSpec, scale: int) -> str | None:
+    """Why ``spec`` cannot run at ``scale`` (a checkpoint trained for another scale), else ``None``."""
+    hparams = read_hparams(spec.weights) if spec.weights else None
+    if hparams and int(hparams["scale"]) != scale and hparams.get("input") != "bicubic":
+        return f"{spec.name} skipped at x{scale}: {spec.weights} was trained for x{hparams['scale']}"
+    return None
+
+
+def _wanted(names, set_name: str, image: str) -> bool:
+    return image in names or f"{set_name}/{image}" in names
+
+
+def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
+    """Score every entry of ``cfg.methods`` on every set x scale into one ``results.csv`` / ``per_image.csv`` /
+    ``results.md``; write ``compare/<Set>_<image>_x<s>.png`` (LR nearest | each method with its PSNR | HR, same
+    crop) for ``compare.images`` and ``perception_distortion.png`` (PSNR against NIQE / LPIPS / PI)."""
+    from src.config import check_keys
+    from src.evaluation.report import plot_perception_distortion
+
+    validate(cfg, EVALUATE_KEYS, trainer_key=None)
+    check_keys(cfg.benchmarks, "benchmarks", BENCHMARK_KEYS, "the benchmark settings")
+    check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
+    compare = cfg.get("compare") or OmegaConf.create({"images": [], "crop": 96, "plot_metric": "auto"})
+    check_keys(compare, "compare", COMPARE_KEYS, "the method-comparison settings")
+    if cfg.ckpt_path:
+        raise ConfigError("ckpt_path is for one model; with methods=[…] give each method its own 'weights'")
+    specs = parse_methods(cfg.methods)
+    out_dir = Path(out_dir)
+    device = pick_device(cfg.device)
+    suite = build_metric_suite(cfg.metrics)
+    composed = {}
+    for spec in specs:  # compose and check every entry before anything runs
+        if spec.model not in composed:
+            try:
+                composed[spec.model] = _compose_model_group(spec.model)
+            except Exception as exc:  # noqa: BLE001 - Hydra's MissingConfigException lists the valid options
+                raise ConfigError(f"{spec.where}: model={spec.model}: {exc}") from None
+        method_config(spec, cfg, int(cfg.scale), composed[spec.model])
+    samples_wanted, compare_wanted = set(cfg.samples.images), set(compare.images)
+    scores: list[ImageScore] = []
+    params: dict[tuple[str, int], int] = {}
+    notes: list[str] = []
+    shown: set[str] = set()
+    panels = 0
+    for scale in _method_scales(cfg, specs):
+        models = []
+        for spec in specs:
+            reason = _skip_reason(spec, scale)
+            if reason:
+                notes.append(reason)
+                print(reason, file=sys.stderr)
+                continue
+            model_cfg = method_config(spec, cfg, scale, composed[spec.model])
+            try:
+                model = build_eval_model(model_cfg, scale, None).to(device)
+            except (ValueError, FileNotFoundError) as exc:
+                raise ConfigError(f"{spec.where}: {exc}") from None
+            params[(spec.name, scale)] = count_parameters(model)
+            postprocess = cfg.postprocess or model_cfg.get("postprocess", "none")
+            models.append((spec.name, with_inference_options(model, scale, cfg.ensemble, postprocess,
+                                                             cfg.bp_iterations)))
+        for set_name in cfg.benchmarks.sets:
+            images = load_benchmark_set(
+                cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab
+            )
+            keep = {i.name for i in images if _wanted(samples_wanted | compare_wanted, set_name, i.name)}
+            outputs: dict[str, dict[str, torch.Tensor]] = {}
+            psnrs: dict[tuple[str, str], float] = {}
+            for name, model in models:
+                set_scores, kept = score_set(model, images, name, set_name, scale, suite, device, keep_outputs=keep)
+                scores.extend(set_scores)
+                psnrs.update({(name, s.image): s.psnr_y for s in set_scores})
+                for image, sr in kept.items():
+                    outputs.setdefault(image, {})[name] = sr
+            for img in images:
+                if img.name not in outputs:
+                    continue
+                if _wanted(samples_wanted, set_name, img.name):
+                    for name, sr in outputs[img.name].items():
+                        _save_sample(img, sr, scale, name, cfg.samples.crop, out_dir / "samples", set_name)
+                if _wanted(compare_wanted, set_name, img.name):
+                    shown.update({img.name, f"{set_name}/{img.name}"})
+                    labels = {name: f"{name} {psnrs[(name, img.name)]:.2f} dB" for name in outputs[img.name]}
+                    save_comparison(img, outputs[img.name], labels, scale, compare.crop,
+                                    out_dir / "compare" / f"{set_name}_{Path(img.name).stem}_x{scale}.png")
+                    panels += 1
+    if not scores:
+        raise ConfigError("methods: nothing was scored (" + "; ".join(notes) + ")")
+    missing = sorted(compare_wanted - shown)
+    if missing:
+        print(f"compare.images not found in benchmarks.sets {list(cfg.benchmarks.sets)}: {missing}", file=sys.stderr)
+    summary = summarize(scores, suite)
+    for row in summary:
+        row.values["params"] = params[(row.method, row.scale)]
+    write_csv(summary, out_dir / "results.csv")
+    write_csv(scores, out_dir / "per_image.csv")
+    table = markdown_table(summary)
+    if notes:
+        table += "\n\n" + "\n".join(f"- {note}" for note in notes)
+    (out_dir / "results.md").write_text(table + "\n")
+    plot = plot_perception_distortion(summary, out_dir / "perception_distortion.png",
+                                      metric=compare.plot_metric, connect=False)
+    print(table)
+    print(f"\nWrote {out_dir / 'results.csv'}, per_image.csv, results.md"
+          + (f", {plot.name}" if plot else " (no perception-distortion plot: add niqe or lpips to metrics.names)")
+          + (f", compare/ ({panels} PNG)" if panels else ""))
+    return summary
+
+
+def save_comparison(img, outputs: dict[str, torch.Tensor], labels: dict[str, str], scale: int, crop: int,
+                    path: Path) -> Path:
+    """LR (nearest-upscaled) | each method | HR, the same ``crop``-px square (the most detailed one of the HR)."""
+    from src.evaluation.report import nearest_upscale
+
+    hr = img.hr if img.hr.shape[0] == 3 else img.hr.expand(3, -1, -1)
+    lr = img.lr if img.lr.shape[0] == 3 else img.lr.expand(3, -1, -1)
+    lr_up = nearest_upscale(lr, tuple(hr.shape[-2:]))
+    images = [lr_up, *outputs.values(), hr]
+    names = [f"LR x{scale} (nearest)", *(labels[name] for name in outputs), "HR"]
+    return save_panel(comparison_panel(images, names, crop=detailed_crop(hr, crop)), path)

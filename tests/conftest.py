@@ -25,3 +25,17 @@ def shared_dir() -> Path:
 def shared_root() -> Path:
     """The ``../shared`` folder beside the repository (the test is skipped when it is absent)."""
     return shared_dir()
+
+
+# --- one torch thread per test ---------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run in-process tests on one intra-op thread. On the 2-core machine a busy core (another process, a
+    subprocess test's workers) makes every multi-threaded elementwise op wait on the other thread, up to ~100x
+    slower; the tensors in unit tests are too small to gain from a second thread anyway."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

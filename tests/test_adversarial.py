@@ -14,12 +14,6 @@ from src.methods import AdversarialSR
 ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class SpyAdversarialSR(AdversarialSR):

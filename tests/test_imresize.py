@@ -16,14 +16,6 @@ SETS = ("Set5", "Set14")
 SCALES = (2, 3, 4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run this module's small tensor ops on one thread: with 2 threads on the 2-core machine, a busy core
-    (e.g. a training run beside the tests) makes every elementwise op wait on the other thread (~8x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------------------

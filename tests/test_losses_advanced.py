@@ -21,14 +21,6 @@ from src.losses import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_mix_loss_on_constant_images_equals_formula():
     # constant images: every variance/covariance is 0, so each cs term is C2/C2 = 1 and MS-SSIM = l(a, b)
     a, b, alpha = 0.7, 0.4, 0.84

@@ -13,14 +13,6 @@ from src.evaluation.results import ImageScore, summarize, write_csv
 from src.metrics import niqe, psnr, rmse_y
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def pair(seed: int, size: int = 120) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     hr = torch.rand(3, size, size, generator=g)

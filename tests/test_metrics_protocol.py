@@ -17,16 +17,6 @@ from src.degradations import imresize, modcrop
 from src.metrics import psnr, psnr_y, quantize, rgb_to_y, ssim, ssim_y
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run this module's small tensor ops on one thread: with 2 threads on the 2-core machine, a busy core
-    (e.g. a training run beside the tests) makes every elementwise op wait on the other thread (~8x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pair(seed: int = 0, channels: int = 3, h: int = 48, w: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     hr = torch.rand(channels, h, w, generator=g)

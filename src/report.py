@@ -1,0 +1,22 @@
+"""Gather runs into one comparison table and plot: ``python -m src.report runs=<dir | entity/project>``.
+
+See ``conf/report.yaml``; ``src.evaluation.report.run_report`` does the work.
+"""
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from src.config import exit_on_user_error
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="report")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    from src.evaluation.report import run_report
+
+    run_report(cfg, HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,12 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(
-    module: str, *overrides: str, run_dir: Path | None = None, timeout: int = 240
+    module: str, *overrides: str, run_dir: Path | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", module, *overrides]
     if run_dir is not None:
         args.append(f"hydra.run.dir={run_dir}")
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    # one intra-op thread: on a 2-core machine a second busy process makes 2-thread torch ops crawl
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
     env.pop("WANDB_API_KEY", None)
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 

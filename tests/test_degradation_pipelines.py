@@ -286,3 +286,15 @@ def test_degrade_cli_writes_files_and_refuses_to_overwrite(tmp_path):
     assert (out / "a_realesrgan_x4_s0_0.png").read_bytes() == before
     cfg.overwrite = True
     assert len(degrade(cfg, "classical")) == 4
+
+
+def test_validation_draws_differ_between_images_but_not_between_calls():
+    from src.degradations import ClassicalDegradation
+
+    deg = ClassicalDegradation(scale=2, seed=3)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 3, 64, 64, generator=g)
+    assert torch.equal(deg(a), deg(a))
+    assert torch.equal(deg(torch.cat([a, b])), deg(torch.cat([a, b])))
+    first_draws = {deg._rng(False, torch.device("cpu"), x).rand() for x in (a, b, a * 0.5)}
+    assert len(first_draws) == 3  # each validation image gets its own (but reproducible) parameters

@@ -8,8 +8,9 @@ Seeding: all random draws of :class:`ClassicalDegradation` and :class:`RealESRGA
 (then moved to the device), noise fields and the pool shuffle from a generator on the batch's device. Training
 generators are created at the first training batch, seeded from ``(seed, rank)`` (the DDP rank, so that ranks
 draw different degradations) and then advance from batch to batch: the same seed gives the same sequence of LR
-batches on the CPU. ``training=False`` (validation, ``deg(hr)``) re-creates fresh generators from ``seed`` on
-every call: the same input always gives the same output, and the training stream is not disturbed.
+batches on the CPU. ``training=False`` (validation, ``deg(hr)``) re-creates fresh generators on every call,
+seeded from ``seed`` and a fingerprint of the input: the same input always gives the same output, different
+validation images get different degradations, and the training stream is not disturbed.
 """
 
 from __future__ import annotations
@@ -218,9 +219,14 @@ class _RandomDegradation:
             state["pool"] = TrainingPairPool(state["pool"].size)
         return state
 
-    def _rng(self, training: bool, device: torch.device) -> _Rng:
+    def _rng(self, training: bool, device: torch.device, hr: torch.Tensor | None = None) -> _Rng:
         if not training:
-            return _Rng(_derive_seed(self.seed, 0x5EED), device)
+            # deterministic per input, and different across validation images: seed from an exact integer
+            # fingerprint of the (8-bit) content, identical on every device
+            fingerprint = 0
+            if hr is not None:
+                fingerprint = int((hr[..., ::7, ::7] * 255).round().to(torch.int64).sum()) + hr.numel()
+            return _Rng(_derive_seed(self.seed, 0x5EED, fingerprint & 0xFFFFFFFF, fingerprint >> 32), device)
         if self._train_rng is None or self._train_rng.device != device:
             self._train_rng = _Rng(_derive_seed(self.seed, _rank()), device)
         return self._train_rng
@@ -241,7 +247,7 @@ class _RandomDegradation:
             raise ValueError(f"degrade_batch expects (B, C, H, W), got shape {tuple(hr.shape)}")
         hr = hr.float().div(255.0) if hr.dtype == torch.uint8 else hr.float()
         scale = self.scale if scale is None else int(scale)
-        rng = self._rng(training, hr.device)
+        rng = self._rng(training, hr.device, hr)
         with torch.no_grad(), torch.autocast(device_type=hr.device.type, enabled=False):
             return self._degrade(hr.contiguous(), scale, rng, training)
 

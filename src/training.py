@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_KEYS = (
     "model", "data", "degradation", "trainer", "strategy", "logger", "scale", "seed", "ckpt_path",
-    "run_name", "channels_last", "metrics", "checkpoint", "report", "experiment", "perceptual_weights",
+    "run_name", "channels_last", "metrics", "checkpoint", "report", "experiment", "perceptual_weights", "loss",
 )
 
 
@@ -113,6 +113,8 @@ def train(cfg: DictConfig) -> float | None:
     """Run one training job described by a composed ``conf/train.yaml``; returns the best validation
     PSNR (Y, dB) for sweepers, or ``None`` when nothing was trained."""
     validate(cfg, TRAIN_KEYS)
+    if cfg.get("loss"):  # a `loss=<preset>` selection replaces the model's own loss terms (no merging)
+        OmegaConf.update(cfg, "model.loss", cfg.loss, merge=False)
     method_cls = get_class(cfg.model._target_)
     if not getattr(method_cls, "trainable", True) or not issubclass(method_cls, L.LightningModule):
         print(

@@ -147,3 +147,16 @@ def test_explicit_weights_path_is_loaded(tmp_path):
     assert torch.equal(vgg.features[0].weight, reference.features[0].weight)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         VGGFeatureExtractor(["conv1_1"], weights_path=str(tmp_path / "missing.pth"))
+
+
+def test_separable_gaussian_equals_dense_filter():
+    import torch.nn.functional as F
+
+    from src.losses.ssim_loss import _blur, _gaussian_kernel
+
+    x = torch.rand(2, 3, 40, 40, dtype=torch.float64)
+    k1 = _gaussian_kernel(4.0, 3, x.device, x.dtype)
+    dense = (k1[0, 0, 0][:, None] * k1[0, 0, 0][None, :]).expand(3, 1, -1, -1)
+    pad = dense.shape[-1] // 2
+    reference = F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), dense, groups=3)
+    assert torch.allclose(_blur(x, k1), reference, atol=1e-12)

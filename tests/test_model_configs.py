@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 import src.config  # noqa: F401  (resolvers)
 from src.config import ConfigError, validate
@@ -94,3 +95,19 @@ def test_smoke_training_step(model, tmp_path, monkeypatch):
     best = train(cfg)
     assert best is not None and 0 < best < 60  # a validation PSNR in dB was computed
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_loss_preset_replaces_a_mapping_loss(tmp_path, monkeypatch):
+    """`loss=l1` on a GAN model replaces its content terms (no merge with the VGG term)."""
+    import csv
+
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_train(
+        "experiment=smoke", "model=srgan", "loss=l1", "logger=csv", "trainer.enable_progress_bar=false",
+        "trainer.max_steps=1", "trainer.val_check_interval=1", "scale=2", "report.enabled=false",
+        *TINY["srgan"],
+    )
+    OmegaConf.update(cfg, "logger.csv.save_dir", str(tmp_path), merge=False)
+    train(cfg)
+    header = next(csv.reader((tmp_path / "csv" / "metrics.csv").open()))
+    assert "train/g_l1" in header and "train/g_gan" in header and "train/g_percep" not in header

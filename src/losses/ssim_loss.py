@@ -20,16 +20,20 @@ ZHAO_SIGMAS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def _gaussian_kernel(sigma: float, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Normalised 1-D Gaussian taps (radius ceil(3σ)) as a depthwise (channels, 1, 1, k) kernel."""
     radius = math.ceil(3 * sigma)
     x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, -1, -1).contiguous()
+    return (g / g.sum()).view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous()
 
 
 def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur with reflect padding: two 1-D depthwise passes (the 2-D Gaussian is their
+    product, so this equals the dense k×k filter at 2k instead of k² multiply-adds per pixel)."""
     pad = kernel.shape[-1] // 2
-    return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), kernel, groups=x.shape[1])
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="reflect"), kernel, groups=c)
+    return F.conv2d(F.pad(x, (0, 0, pad, pad), mode="reflect"), kernel.transpose(-1, -2), groups=c)
 
 
 def ms_ssim_map(

@@ -5,7 +5,8 @@ convolution; for σ = 8 that is a 49×49 kernel (2401 taps per pixel, 25 blurs p
 made a Mix-loss step ~10× slower than an L1 step (~3 s vs ~0.3 s) and the 1000-step budget of the ablation
 unreachable. A Gaussian is separable, so two 1-D passes (2·49 taps) give the same result up to float rounding
 (checked by ``PYTHONPATH=. python experiments/seed004_loss_ablation/sep_mix.py``). Same reflect padding, same
-constants, same centring, same formula. (Since this study, ``src.losses.MixLoss`` itself blurs separably.) Used through ``model.loss.mix._target_=experiments.seed004_loss_ablation.sep_mix.MixLoss``.
+constants, same centring, same formula. (Since this study, ``src.losses.MixLoss`` itself blurs separably.)
+Used through ``model.loss.mix._target_=experiments.seed004_loss_ablation.sep_mix.MixLoss``.
 """
 
 from __future__ import annotations

@@ -199,11 +199,6 @@ def unwrap(obj: Any, source: str = "<weights>") -> tuple[StateDict, str]:
     raise WeightsError(f"{source}: expected a dict of weights, found {type(obj).__name__}")
 
 
-def extract_state_dict(ckpt: Mapping[str, Any]) -> StateDict:
-    """The flat state dict inside a loaded file (any container of :data:`CONTAINERS`), keys not renamed."""
-    return unwrap(ckpt)[0]
-
-
 # ---- step 2: key layouts ------------------------------------------------------------------------------------
 Rule = tuple[str, str]
 

@@ -8,10 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from src.evaluation.metric_suite import MetricSuite
-from src.metrics import psnr, ssim
 
 
 @dataclass(frozen=True)
@@ -52,23 +49,6 @@ class SetScore:
     @property
     def ssim_y(self) -> float:
         return self.values["ssim_y"]
-
-
-def score_image(
-    sr: torch.Tensor, hr: torch.Tensor, scale: int, y_rounding: bool = True, crop_border: int | None = None
-) -> tuple[float, float]:
-    """(PSNR dB, SSIM) of ``sr`` against ``hr`` on Y (on the gray values for a 1-channel ``hr``).
-
-    Args:
-        sr: float (C, H, W) in [0, 1] (clamped and rounded to 8 bits inside the metric).
-        hr: float (C, H, W) in [0, 1], same size.
-        scale: the SR scale; ``crop_border`` defaults to it (``scale`` pixels shaved from every border).
-    """
-    border = scale if crop_border is None else crop_border
-    return (
-        psnr(sr, hr, crop_border=border, y_rounding=y_rounding),
-        ssim(sr, hr, crop_border=border, y_rounding=y_rounding),
-    )
 
 
 def summarize(scores: list[ImageScore], suite: MetricSuite | None = None) -> list[SetScore]:

@@ -17,12 +17,8 @@ COMMON=(model=edsr_baseline data=folder data.path=../shared/data/T91 "data.train
         trainer.log_every_n_steps=10 trainer.num_sanity_val_steps=0)
 EVAL=(benchmarks.root=../shared/benchmarks "benchmarks.sets=[Set5,Set14]" "benchmarks.scales=[4]"
       "metrics.names=[psnr_y,ssim_y,ms_ssim]" model.arch.num_feat=32 model.arch.num_block=4)
-# The Mix loss runs through experiments/seed004_loss_ablation/sep_mix.py: the same loss as src.losses.MixLoss
-# (|Δ| ~1e-7) with separable Gaussian blurs; the project's 49x49 2-D blur made a Mix step ~10x slower than an L1 step.
-MIX_FAST="model.loss.mix._target_=experiments.seed004_loss_ablation.sep_mix.MixLoss"
 for L in l1 mse mix; do
-  EXTRA=(); [ $L = mix ] && EXTRA=("$MIX_FAST")
-  $PY -m src.train "${COMMON[@]}" loss=$L seed=42 "${EXTRA[@]}" hydra.run.dir=$S/runs/edsr_$L
+  $PY -m src.train "${COMMON[@]}" loss=$L seed=42 hydra.run.dir=$S/runs/edsr_$L
   $PY -m src.evaluate model=edsr_baseline ckpt_path=$S/runs/edsr_$L/checkpoints/best.ckpt "${EVAL[@]}" \
       hydra.run.dir=$S/runs/eval_edsr_$L
 done

@@ -24,6 +24,7 @@ from src.archs import (
     VDSR,
     MSRResNet,
     RRDBNet,
+    SRGANDiscriminator,
     SRResNet,
     SRVGGNetCompact,
     UNetDiscriminatorSN,
@@ -515,3 +516,39 @@ def test_srresnet_matches_paper_structure():
         expected = conv("conv_last", h)
         assert torch.allclose(net(x), expected, rtol=1e-5, atol=1e-6)
         assert expected.shape == (1, 3, 20, 24)
+
+
+# --- SRGAN's own discriminator (Ledig et al. 2017, Fig. 4) ------------------------------------------------------
+def test_srgan_discriminator_parameter_count_at_96px():
+    # by hand: conv0 3*64*9+64; conv1..7 (no bias) 64*64, 64*128, 128*128, 128*256, 256*256, 256*512, 512*512 (x9);
+    # BN 2*(64+128+128+256+256+512+512); dense1 (512*6*6)*1024+1024; dense2 1024+1
+    convs = 3 * 64 * 9 + 64 + 9 * (64 * 64 + 64 * 128 + 128 * 128 + 128 * 256 + 256 * 256 + 256 * 512 + 512 * 512)
+    bns = 2 * (64 + 128 + 128 + 256 + 256 + 512 + 512)
+    dense = 512 * 6 * 6 * 1024 + 1024 + 1024 + 1
+    net = on_meta(SRGANDiscriminator, 3, 64, input_size=96)
+    assert sum(p.numel() for p in net.parameters()) == convs + bns + dense == 23_563_649
+
+
+def test_srgan_discriminator_layout():
+    s = shapes(on_meta(SRGANDiscriminator, 3, 64, input_size=96))
+    filters = [s[f"conv{k}.weight"][0] for k in range(8)]
+    assert filters == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert all(s[f"conv{k}.weight"][2:] == (3, 3) for k in range(8))
+    assert "conv0.bias" in s and "bn0.weight" not in s and all(f"bn{k}.weight" in s for k in range(1, 8))
+    assert s["dense1.weight"] == (1024, 18432) and s["dense2.weight"] == (1, 1024)
+
+
+@pytest.mark.parametrize("size", [16, 96, 128, 192])
+def test_srgan_discriminator_any_multiple_of_16(size):
+    torch.manual_seed(0)
+    net = SRGANDiscriminator(3, 4, input_size=size)
+    assert net.dense1.in_features == 32 * (size // 16) ** 2
+    # stride 2 on every second convolution: four halvings
+    feats = []
+    net.conv7.register_forward_hook(lambda m, i, o: feats.append(o.shape))
+    assert _out_shape(net, 2, 3, size, size) == (2, 1)
+    assert feats[0][-2:] == (size // 16, size // 16)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        SRGANDiscriminator(3, 4, input_size=100)
+    with pytest.raises(ValueError, match=f"{size}x{size}"):
+        net(torch.rand(1, 3, size + 16, size + 16))

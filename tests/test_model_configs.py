@@ -111,3 +111,21 @@ def test_loss_preset_replaces_a_mapping_loss(tmp_path, monkeypatch):
     train(cfg)
     header = next(csv.reader((tmp_path / "csv" / "metrics.csv").open()))
     assert "train/g_l1" in header and "train/g_gan" in header and "train/g_percep" not in header
+
+
+def test_srgan_trains_with_the_papers_discriminator(tmp_path, monkeypatch):
+    """`model=srgan experiment=smoke`: SRGAN's own discriminator (Dense(1024) on 96 px patches) by default, the
+    VGG-style one still selectable."""
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_train(
+        "experiment=smoke", "model=srgan", "logger=[]", "trainer.enable_progress_bar=false",
+        "trainer.max_steps=1", "trainer.val_check_interval=1", "scale=2", "report.enabled=false",
+        *TINY["srgan"],
+    )
+    assert cfg.model.discriminator._target_ == "src.archs.SRGANDiscriminator"
+    train(cfg)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert state["net_d.dense1.weight"].shape == (1024, 8 * 4 * 6 * 6)  # 8 x num_feat channels, 96 / 16 = 6
+    assert state["net_d.dense2.weight"].shape == (1, 1024)
+    vgg = compose_train("model=srgan", "model.discriminator._target_=src.archs.VGGStyleDiscriminator", "logger=[]")
+    validate(vgg, TRAIN_KEYS)

@@ -1,6 +1,6 @@
 """Pure ``nn.Module`` super-resolution architectures (no Lightning, Hydra or losses in here)."""
 
-from src.archs.discriminators import UNetDiscriminatorSN, VGGStyleDiscriminator
+from src.archs.discriminators import SRGANDiscriminator, UNetDiscriminatorSN, VGGStyleDiscriminator
 from src.archs.edsr import EDSR
 from src.archs.espcn import ESPCN
 from src.archs.fsrcnn import FSRCNN
@@ -24,6 +24,7 @@ __all__ = [
     "MSRResNet",
     "RRDBNet",
     "SRResNet",
+    "SRGANDiscriminator",
     "SRVGGNetCompact",
     "UNetDiscriminatorSN",
     "VGGFeatureExtractor",

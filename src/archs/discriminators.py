@@ -1,5 +1,6 @@
-"""GAN discriminators: BasicSR's ``VGGStyleDiscriminator`` (SRGAN / ESRGAN) and Real-ESRGAN's
-``UNetDiscriminatorSN``. Same constructors, state-dict keys and numerics as BasicSR / Real-ESRGAN.
+"""GAN discriminators: SRGAN's own (``SRGANDiscriminator``, Ledig et al. 2017, Fig. 4), BasicSR's
+``VGGStyleDiscriminator`` (ESRGAN) and Real-ESRGAN's ``UNetDiscriminatorSN``. The last two have the same
+constructors, state-dict keys and numerics as BasicSR / Real-ESRGAN.
 """
 
 from __future__ import annotations
@@ -8,6 +9,58 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
+
+
+class SRGANDiscriminator(nn.Module):
+    """SRGAN's discriminator as the paper draws it (Ledig et al., CVPR 2017, Fig. 4), one logit per image.
+
+    Eight 3x3 convolutions k3n64s1, k3n64s2, k3n128s1, k3n128s2, k3n256s1, k3n256s2, k3n512s1, k3n512s2
+    (widths ``num_feat`` x 1, 1, 2, 2, 4, 4, 8, 8; padding 1, so every stride-2 convolution halves the side),
+    LeakyReLU(0.2) after each, batch norm after every convolution but the first; then Dense(1024), LeakyReLU(0.2),
+    Dense(1). The paper's final sigmoid is left to the loss (a logit for BCE-with-logits, as the GAN criteria
+    in ``src.losses.adversarial`` expect). The first convolution has a bias; the others are followed by batch
+    norm, whose shift makes a bias redundant, so they have none.
+
+    Args:
+        num_in_ch: image channels.
+        num_feat: width of the first two convolutions (the paper's 64).
+        input_size: side of the square HR patches (the paper's 96), a multiple of 16; ``dense1`` gets
+            ``8 * num_feat * (input_size / 16)**2`` inputs (18,432 for 96 px patches).
+
+    State-dict keys: ``conv0`` (weight, bias), ``conv1 … conv7`` (weight), ``bn1 … bn7``, ``dense1``, ``dense2``.
+
+    Shapes: (N, num_in_ch, input_size, input_size) -> (N, 1) logits.
+    """
+
+    def __init__(self, num_in_ch: int, num_feat: int = 64, input_size: int = 96) -> None:
+        super().__init__()
+        if input_size % 16 or input_size < 16:
+            raise ValueError(f"SRGANDiscriminator input_size must be a positive multiple of 16, got {input_size}")
+        self.input_size = input_size
+        widths = [num_feat * m for m in (1, 1, 2, 2, 4, 4, 8, 8)]
+        c_in = num_in_ch
+        for k, c_out in enumerate(widths):
+            stride = 2 if k % 2 else 1
+            setattr(self, f"conv{k}", nn.Conv2d(c_in, c_out, 3, stride, 1, bias=k == 0))
+            if k:
+                setattr(self, f"bn{k}", nn.BatchNorm2d(c_out))
+            c_in = c_out
+        self.num_convs = len(widths)
+        side = input_size // 16
+        self.dense1 = nn.Linear(widths[-1] * side * side, 1024)
+        self.dense2 = nn.Linear(1024, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            raise ValueError(
+                f"SRGANDiscriminator expects {self.input_size}x{self.input_size} inputs, got {tuple(x.shape)}"
+            )
+        feat = self.lrelu(self.conv0(x))
+        for k in range(1, self.num_convs):
+            feat = self.lrelu(getattr(self, f"bn{k}")(getattr(self, f"conv{k}")(feat)))
+        feat = torch.flatten(feat, 1)  # (N, C*s*s) in C, H, W order, also for channels_last inputs
+        return self.dense2(self.lrelu(self.dense1(feat)))
 
 
 class VGGStyleDiscriminator(nn.Module):

@@ -12,6 +12,22 @@ from src.archs.vgg import VGGFeatureExtractor
 CRITERIA = ("l1", "l2", "fro")
 
 
+def feature_distance(a: torch.Tensor, b: torch.Tensor, criterion: str) -> torch.Tensor:
+    """Distance between two feature tensors of one shape (any layout, e.g. (N, C, H, W) or Gram (N, C, C)).
+
+    ``l1``: mean absolute difference; ``l2``: mean squared difference; ``fro``: the Frobenius norm of the
+    whole difference tensor, batch included and not averaged (BasicSR's ``torch.norm(diff, p='fro')``).
+    Returns a scalar tensor.
+    """
+    if criterion == "l1":
+        return (a - b).abs().mean()
+    if criterion == "l2":
+        return ((a - b) ** 2).mean()
+    if criterion == "fro":
+        return torch.linalg.vector_norm(a - b)
+    raise ValueError(f"perceptual criterion={criterion!r}: expected one of {CRITERIA}")
+
+
 def gram_matrix(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, C) Gram matrix normalised by C*H*W."""
     n, c, h, w = x.shape
@@ -26,7 +42,8 @@ class PerceptualLoss(nn.Module):
         layer_weights: ``{layer name: weight}``; ``convX_Y`` is before the ReLU (ESRGAN), ``reluX_Y`` after
             (SRGAN).
         vgg_type: ``vgg19`` | ``vgg16``.
-        criterion: ``l1`` | ``l2`` (mean squared error) | ``fro`` (Frobenius norm of the difference).
+        criterion: ``l1`` | ``l2`` (mean squared error) | ``fro`` (Frobenius norm of the whole difference,
+            as BasicSR: see :func:`feature_distance`).
         perceptual_weight: weight of the feature term (0 disables it).
         style_weight: weight of the Gram-matrix term (0 disables it).
         feature_scale: features are multiplied by it before the distance (SRGAN's VGG54 uses 1/12.75).
@@ -62,13 +79,6 @@ class PerceptualLoss(nn.Module):
         self.perceptual_weight, self.style_weight = perceptual_weight, style_weight
         self.feature_scale = feature_scale
 
-    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.criterion == "l1":
-            return (a - b).abs().mean()
-        if self.criterion == "l2":
-            return ((a - b) ** 2).mean()
-        return torch.linalg.matrix_norm(a - b, ord="fro").mean() if a.ndim >= 2 else (a - b).norm()
-
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         pred_f = self.vgg(pred)
         with torch.no_grad():
@@ -76,12 +86,12 @@ class PerceptualLoss(nn.Module):
         percep = style = None
         if self.perceptual_weight > 0:
             percep = sum(
-                w * self._distance(pred_f[k] * self.feature_scale, target_f[k] * self.feature_scale)
+                w * feature_distance(pred_f[k] * self.feature_scale, target_f[k] * self.feature_scale, self.criterion)
                 for k, w in self.layer_weights.items()
             ) * self.perceptual_weight
         if self.style_weight > 0:
             style = sum(
-                w * self._distance(gram_matrix(pred_f[k]), gram_matrix(target_f[k]))
+                w * feature_distance(gram_matrix(pred_f[k]), gram_matrix(target_f[k]), self.criterion)
                 for k, w in self.layer_weights.items()
             ) * self.style_weight
         return percep, style

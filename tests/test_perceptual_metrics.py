@@ -12,21 +12,14 @@ import scipy.io
 import torch
 
 from src.degradations.resize import imresize
+from src.metrics.ma_features import build_sf_pyramid, ma_features
+from src.metrics.ma_model import MaModel, load_ma_model, ma_score
 from src.metrics.ms_ssim import ms_ssim
 from src.metrics.niqe import niqe
-from src.metrics.perceptual_index import (
-    MaModel,
-    build_sf_pyramid,
-    load_ma_model,
-    ma_features,
-    ma_score,
-    perceptual_index,
-    perceptual_index_or_reason,
-    perceptual_scores,
-    rmse_y,
-)
+from src.metrics.perceptual_index import perceptual_index, perceptual_index_or_reason, perceptual_scores
+from src.metrics.rmse import rmse_y
 
-pim = importlib.import_module("src.metrics.perceptual_index")  # the module (``src.metrics.lpips`` etc. are
+pim = importlib.import_module("src.metrics.ma_features")  # the module (``src.metrics.lpips`` etc. are
 lpips_mod = importlib.import_module("src.metrics.lpips")  # shadowed by the functions of the same name)
 
 

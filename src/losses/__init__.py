@@ -3,8 +3,8 @@ MS-SSIM / Mix (Zhao et al.), total variation. Each is an ``nn.Module`` with a ``
 
 from src.losses.adversarial import GANLoss, RelativisticGANLoss, gradient_penalty
 from src.losses.perceptual import PerceptualLoss, gram_matrix
-from src.losses.pixel import CharbonnierLoss, PixelLoss, build_pixel_loss
-from src.losses.ssim_loss import MixLoss, MSSSIMLoss, TVLoss, ms_ssim_map
+from src.losses.pixel import CharbonnierLoss, PixelLoss, TVLoss, build_pixel_loss
+from src.losses.ssim_loss import MixLoss, MSSSIMLoss, ms_ssim_map
 
 __all__ = [
     "CharbonnierLoss",

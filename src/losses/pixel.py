@@ -1,4 +1,4 @@
-"""Pixel losses: L1, MSE (L2) and Charbonnier, on float images in [0, 1]."""
+"""Pixel losses: L1, MSE (L2) and Charbonnier, and the total-variation regulariser, on float images in [0, 1]."""
 
 from __future__ import annotations
 
@@ -45,3 +45,16 @@ class PixelLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.loss_weight * self.criterion(pred, target)
+
+
+class TVLoss(nn.Module):
+    """Anisotropic total variation: ``loss_weight · (mean |∂x| + mean |∂y|)`` of (N, C, H, W) images."""
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        dx = (pred[..., :, 1:] - pred[..., :, :-1]).abs().mean()
+        dy = (pred[..., 1:, :] - pred[..., :-1, :]).abs().mean()
+        return self.loss_weight * (dx + dy)

@@ -1,5 +1,5 @@
 """MS-SSIM and Mix losses as Zhao et al. define them ("Loss Functions for Image Restoration with Neural
-Networks", IEEE TCI 2017), used by ESRGAN-Pro; and total variation.
+Networks", IEEE TCI 2017), used by ESRGAN-Pro.
 
 Zhao et al. compute MS-SSIM per pixel at full resolution, replacing the dyadic pyramid by Gaussian windows of
 growing width σ_j ∈ {0.5, 1, 2, 4, 8}: MS-SSIM(p) = l_M(p) · Π_j cs_j(p) (all exponents 1), with the luminance
@@ -98,15 +98,3 @@ class MixLoss(nn.Module):
         loss = self.alpha * (1 - ms_ssim.mean()) + (1 - self.alpha) * weighted_l1.mean()
         return self.loss_weight * loss
 
-
-class TVLoss(nn.Module):
-    """Anisotropic total variation: ``loss_weight · (mean |∂x| + mean |∂y|)`` of (N, C, H, W) images."""
-
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
-        dx = (pred[..., :, 1:] - pred[..., :, :-1]).abs().mean()
-        dy = (pred[..., 1:, :] - pred[..., :-1, :]).abs().mean()
-        return self.loss_weight * (dx + dy)

@@ -64,19 +64,69 @@ def read_file(path: str | Path) -> Any:
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise WeightsError(f"{path}: cannot read it as .safetensors: {describe_file(path)}") from exc
     if suffix == ".mat":
         return _read_matconvnet(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise WeightsError(
-            f"{path}: refusing to unpickle it — the file holds Python objects besides tensors and plain "
-            f"containers, and loading those could run code. Re-save only the state dict "
-            f"(torch.save(model.state_dict(), …)) or convert it to .safetensors. ({str(exc).splitlines()[0]})"
-        ) from exc
-    except RuntimeError as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch file ({exc})") from exc
+        if "weights only" in str(exc).lower() and _is_pickle_container(path):  # a global outside the allowlist
+            raise WeightsError(
+                f"{path}: refusing to unpickle it — the file holds Python objects besides tensors and plain "
+                f"containers, and loading those could run code. Re-save only the state dict "
+                f"(torch.save(model.state_dict(), …)) or convert it to .safetensors"
+            ) from exc
+        raise WeightsError(f"{path}: {describe_file(path)}; {EXPECTED_WEIGHTS}") from exc
+    except Exception as exc:  # noqa: BLE001 - torch raises OSError, RuntimeError, KeyError … for a bad file
+        raise WeightsError(f"{path}: {describe_file(path)}; {EXPECTED_WEIGHTS}") from exc
+
+
+EXPECTED_WEIGHTS = "expected a PyTorch weights file (torch.save of a state dict or checkpoint), .safetensors or .mat"
+
+
+def _is_pickle_container(path: Path) -> bool:
+    """A complete zip archive (torch.save's format) or a legacy pickle stream (PROTO opcode)."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return zipfile.is_zipfile(path) if head == b"PK" else len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def describe_file(path: str | Path) -> str:
+    """What a file that is not a readable weights file looks like: empty, truncated/damaged archive, text …"""
+    import zipfile
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PK"):
+        if not zipfile.is_zipfile(path):
+            return f"a truncated or damaged PyTorch (zip) archive ({size:,} bytes; no end-of-archive record)"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError) as exc:
+            return f"a damaged PyTorch (zip) archive ({exc})"
+        return f"a damaged zip archive (bad member {bad})" if bad else "a zip archive that is not a PyTorch file"
+    if head[:1] == b"\x80":
+        return f"a legacy PyTorch/pickle file that ends early or is damaged ({size:,} bytes)"
+    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        return "an HTML page, not weights (a download that saved an error or login page?)"
+    if head.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer file, not the weights (run `git lfs pull`)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"an unrecognised binary file ({size:,} bytes, starts with {head[:8].hex(' ')})"
+    first = text.strip().splitlines()[0][:60] if text.strip() else ""
+    return f"a text file, not weights (starts with {first!r})"
 
 
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
@@ -416,7 +466,9 @@ def check_state_dict(state: Mapping[str, torch.Tensor], net: nn.Module, source: 
     ]
     if not (missing or unexpected or shapes):
         return
-    lines = [f"{source} (detected layout: {layout}) does not match {type(net).__name__}:"]
+    counts = ", ".join(f"{n} {what}" for n, what in ((len(missing), "missing keys"), (len(unexpected),
+                       "unexpected keys"), (len(shapes), "shape mismatches")) if n)
+    lines = [f"{source} (detected layout: {layout}) does not match {type(net).__name__}: {counts}"]
     if missing:
         lines.append(f"  missing keys ({len(missing)}): {_head(missing)}")
     if unexpected:
@@ -433,11 +485,60 @@ def read_weights(path: str | Path, net: nn.Module | None = None) -> tuple[StateD
     """(state dict with our keys, description ``"<container>, <layout>"``) of a weights file; checked against
     ``net`` when given (see :func:`load_weights`)."""
     source = str(path)
-    state, container = unwrap(read_file(path), source)
+    obj = read_file(path)
+    what = describe_checkpoint(obj)
+    if what:
+        source = f"{source} ({what})"
+    state, container = unwrap(obj, source)
     state, layout = convert(state, net, source)
     if net is not None:
         check_state_dict(state, net, source, layout)
     return state, layout if container == "bare state dict" else f"{container}, {layout}"
+
+
+def describe_checkpoint(obj: Any) -> str | None:
+    """``"a src.train checkpoint (espcn x4, step 3000)"`` for one of our Lightning checkpoints, else ``None``."""
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("hyper_parameters"), Mapping):
+        return None
+    hp = obj["hyper_parameters"]
+    step = f", step {obj['global_step']}" if "global_step" in obj else ""
+    return f"a src.train checkpoint ({hp.get('name', '?')} x{hp.get('scale', '?')}{step})"
+
+
+def check_resume_checkpoint(path: str | Path, method: nn.Module) -> None:
+    """Before ``Trainer.fit(ckpt_path=path)``: the file must be one of our Lightning checkpoints of the same model
+    name and scale whose weights fit ``method`` (a LightningModule); raises :class:`WeightsError` with one line
+    saying what the file is and what this run expects."""
+    obj = read_file(path)
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("state_dict"), Mapping) or "loops" not in obj:
+        kind = describe_checkpoint(obj) or (
+            "a weights file without training state" if isinstance(obj, Mapping) else type(obj).__name__)
+        raise WeightsError(
+            f"ckpt_path={path}: {kind}; resuming needs a Lightning checkpoint written by src.train "
+            f"(…/checkpoints/last.ckpt). To start from weights only, pass model.weights={path}"
+        )
+    hp = obj.get("hyper_parameters") or {}
+    ours = getattr(method, "hparams", {})
+    for key in ("name", "scale"):
+        if key in hp and key in ours and hp[key] != ours[key]:
+            raise WeightsError(
+                f"ckpt_path={path}: {describe_checkpoint(obj)}, but this run is {ours.get('name')} "
+                f"x{ours.get('scale')} ({key} differs); resume with the same model and scale, or start from its "
+                f"weights with model.weights=…"
+            )
+    own = method.state_dict()
+    state = obj["state_dict"]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs run {tuple(own[k].shape)}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        details = "; ".join(f"{label} ({len(items)}): {_head(items)}" for label, items in (
+            ("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if items)
+        raise WeightsError(
+            f"ckpt_path={path}: {describe_checkpoint(obj) or 'a checkpoint'} whose network differs from this "
+            f"run's ({details}); resume with the model settings it was trained with"
+        )
 
 
 def load_weights(path: str | Path, net: nn.Module | None = None) -> StateDict:
@@ -484,7 +585,8 @@ def export_basicsr(
 
 
 # ---- evaluation -----------------------------------------------------------------------------------------------
-def build_eval_model(model_cfg: DictConfig, scale: int, ckpt_path: str | None) -> nn.Module:
+def build_eval_model(model_cfg: DictConfig, scale: int, ckpt_path: str | None, ckpt_key: str | None = "ckpt_path",
+                     ) -> nn.Module:
     """The network of ``model_cfg`` at ``scale`` as an LR -> SR module, with weights from ``ckpt_path`` or
     ``model_cfg.weights`` (one of the two).
 
@@ -492,21 +594,24 @@ def build_eval_model(model_cfg: DictConfig, scale: int, ckpt_path: str | None) -
     (its ``name`` must match ``model.name``; its scale must match ``scale`` unless the network sees
     bicubic-upsampled input, which works at any scale). A weights file without hyperparameters (BasicSR,
     official layouts, .safetensors, .mat) is loaded into the network built from ``model_cfg`` at ``scale``.
-    Parameter-free methods (bicubic) take no weights.
+    Parameter-free methods (bicubic) take no weights. ``ckpt_key``: the name of the caller's checkpoint key in
+    messages (``None``: the caller has none, only ``model.weights``).
     """
     weights = model_cfg.get("weights")
     method_cls = get_class(model_cfg._target_)
     if not getattr(method_cls, "trainable", True):
         if ckpt_path or weights:
-            raise ValueError(f"model={model_cfg.name} has no parameters: drop ckpt_path / model.weights")
+            given = " / ".join(k for k in (ckpt_key, "model.weights") if k)
+            raise ValueError(f"model={model_cfg.name} has no parameters: drop {given}")
         return instantiate(model_cfg, scale=scale)
     if ckpt_path and weights:
         raise ValueError(f"give either ckpt_path={ckpt_path} or model.weights={weights}, not both")
     source = ckpt_path or weights
     if not source:
+        options = f"{ckpt_key}=<Lightning checkpoint> or " if ckpt_key else ""
         raise ValueError(
-            f"model={model_cfg.name} needs trained weights: pass ckpt_path=<Lightning checkpoint> or "
-            f"model.weights=<weights file>"
+            f"model={model_cfg.name} needs trained weights: pass {options}model.weights=<weights file> "
+            f"(BasicSR .pth, .safetensors, official layouts, or a .ckpt of src.train)"
         )
     hparams = read_hparams(source)
     if hparams is not None:

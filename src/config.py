@@ -141,12 +141,15 @@ def exit_on_user_error(func):
         try:
             return func(*args, **kwargs)
         except Exception as exc:
-            root = exc
-            while root.__cause__ is not None:  # Hydra wraps errors raised while instantiating
-                root = root.__cause__
-            if os.environ.get("SRSUITE_TRACEBACK") or not isinstance(root, user_errors):
+            # Hydra wraps errors raised while instantiating; our errors may wrap a library's (``from exc``):
+            # report the outermost user error of the chain
+            chain = [exc]
+            while chain[-1].__cause__ is not None:
+                chain.append(chain[-1].__cause__)
+            found = next((e for e in chain if isinstance(e, user_errors)), None)
+            if os.environ.get("SRSUITE_TRACEBACK") or found is None:
                 raise
-            print(f"error: {root}", file=sys.stderr)
+            print(f"error: {found}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

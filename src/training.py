@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks import EpochTimer, ValidationPanels
-from src.checkpoints import export_basicsr
+from src.checkpoints import check_resume_checkpoint, export_basicsr
 from src.config import ConfigError, validate
 from src.evaluation.heldout import heldout_report
 from src.evaluation.metric_suite import build_metric_suite
@@ -131,6 +131,8 @@ def train(cfg: DictConfig) -> float | None:
     datamodule = instantiate(cfg.data, degradation=degradation)
     datamodule.check_files()
     method = instantiate(cfg.model, _recursive_=False)
+    if cfg.ckpt_path and str(cfg.ckpt_path) not in ("last", "hpc", "registry"):  # Lightning's keywords
+        check_resume_checkpoint(cfg.ckpt_path, method)
     loggers = build_loggers(cfg.get("logger"))
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer = L.Trainer(

@@ -2,6 +2,8 @@
 
 All take raw discriminator outputs (logits, any shape) and return a scalar already multiplied by
 ``loss_weight`` for the generator (``is_disc=False``); discriminator losses are unweighted, as in ESRGAN/BasicSR.
+Criteria run in float32 with autocast off (the discriminator itself may run in half precision); the WGAN-GP
+penalty runs the discriminator in float32 too (its double backward is the loss).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from src.losses.precision import fp32_loss, no_autocast
 
 GAN_TYPES = ("vanilla", "lsgan", "hinge", "wgan")
 
@@ -29,6 +33,7 @@ class GANLoss(nn.Module):
         self.gan_type, self.loss_weight = gan_type, loss_weight
         self.real_label, self.fake_label = real_label, fake_label
 
+    @fp32_loss
     def forward(self, logits: torch.Tensor, target_is_real: bool, is_disc: bool = False) -> torch.Tensor:
         if self.gan_type in ("vanilla", "lsgan"):
             target = torch.full_like(logits, self.real_label if target_is_real else self.fake_label)
@@ -57,12 +62,24 @@ class RelativisticGANLoss(nn.Module):
 
     @staticmethod
     def _bce(x: torch.Tensor, real: bool) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(x, torch.full_like(x, 1.0 if real else 0.0))
+        x = x.float()
+        with no_autocast(x):
+            return F.binary_cross_entropy_with_logits(x, torch.full_like(x, 1.0 if real else 0.0))
 
+    @fp32_loss
+    def discriminator_terms(self, real_logits: torch.Tensor, fake_logits: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """BasicSR's two discriminator terms, each with the other side's logits detached: (real term, fake term),
+        each already halved; their sum is the discriminator loss."""
+        return (0.5 * self._bce(real_logits - fake_logits.detach().mean(), True),
+                0.5 * self._bce(fake_logits - real_logits.detach().mean(), False))
+
+    @fp32_loss
     def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * (self._bce(real_logits - fake_logits.mean(), True)
                       + self._bce(fake_logits - real_logits.mean(), False))
 
+    @fp32_loss
     def generator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         real_logits = real_logits.detach()
         loss = 0.5 * (self._bce(real_logits - fake_logits.mean(), False)
@@ -70,11 +87,23 @@ class RelativisticGANLoss(nn.Module):
         return loss * self.loss_weight
 
 
-def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0
-                     ) -> torch.Tensor:
-    """WGAN-GP (Gulrajani et al. 2017): weight · E[(‖∇D(x̂)‖₂ − 1)²] on random interpolates x̂ of real/fake."""
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
+                     scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): weight · E[(‖∇D(x̂)‖₂ − 1)²] on random interpolates x̂ of real/fake.
+
+    The discriminator runs in float32 with autocast off. ``scaler`` (the fp16 ``GradScaler`` of the trainer's
+    precision plugin, if any): ``D(x̂)`` is scaled before ``autograd.grad`` and the input gradient unscaled
+    after, as PyTorch's AMP recipe for gradient penalties prescribes (no underflow of small gradients).
+    """
+    real, fake = real.detach().float(), fake.detach().float()
     alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
-    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    out = discriminator(mixed)
-    grads = torch.autograd.grad(out.sum(), mixed, create_graph=True)[0]
-    return weight * ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    with no_autocast(mixed):
+        out = discriminator(mixed).float().sum()
+        if scaler is not None and scaler.is_enabled():
+            scaled = scaler.scale(out)
+            (grads,) = torch.autograd.grad(scaled, mixed, create_graph=True)
+            grads = grads / (scaled.detach() / out.detach())  # unscale by the same factor, without a host sync
+        else:
+            (grads,) = torch.autograd.grad(out, mixed, create_graph=True)
+        return weight * ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()

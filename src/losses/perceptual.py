@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from src.archs.vgg import VGGFeatureExtractor
+from src.losses.precision import fp32_loss
 
 CRITERIA = ("l1", "l2", "fro")
 
@@ -50,7 +51,7 @@ class PerceptualLoss(nn.Module):
         use_input_norm / range_norm / weights / weights_path: see :class:`VGGFeatureExtractor`.
 
     Call: ``(pred, target)`` float (N, 3, H, W) in [0, 1] -> ``(perceptual, style)`` scalars (``None`` for a
-    disabled term); gradients flow into ``pred`` only.
+    disabled term); gradients flow into ``pred`` only. VGG and distances run in float32 with autocast off.
     """
 
     needs_rgb = True  # VGG features need RGB input
@@ -79,6 +80,7 @@ class PerceptualLoss(nn.Module):
         self.perceptual_weight, self.style_weight = perceptual_weight, style_weight
         self.feature_scale = feature_scale
 
+    @fp32_loss
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         pred_f = self.vgg(pred)
         with torch.no_grad():

@@ -1,9 +1,12 @@
-"""Pixel losses: L1, MSE (L2) and Charbonnier, and the total-variation regulariser, on float images in [0, 1]."""
+"""Pixel losses: L1, MSE (L2) and Charbonnier, and the total-variation regulariser, on float images in [0, 1]
+(computed in fp32, autocast off)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from src.losses.precision import fp32_loss
 
 PIXEL_LOSSES = ("l1", "mse", "charbonnier")
 
@@ -15,6 +18,7 @@ class CharbonnierLoss(nn.Module):
         super().__init__()
         self.eps = eps
 
+    @fp32_loss
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.sqrt((pred - target) ** 2 + self.eps**2).mean()
 
@@ -43,6 +47,7 @@ class PixelLoss(nn.Module):
         self.criterion = build_pixel_loss(criterion)
         self.loss_weight = loss_weight
 
+    @fp32_loss
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.loss_weight * self.criterion(pred, target)
 
@@ -54,6 +59,7 @@ class TVLoss(nn.Module):
         super().__init__()
         self.loss_weight = loss_weight
 
+    @fp32_loss
     def forward(self, pred: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         dx = (pred[..., :, 1:] - pred[..., :, :-1]).abs().mean()
         dy = (pred[..., 1:, :] - pred[..., :-1, :]).abs().mean()

@@ -5,6 +5,7 @@ Zhao et al. compute MS-SSIM per pixel at full resolution, replacing the dyadic p
 growing width σ_j ∈ {0.5, 1, 2, 4, 8}: MS-SSIM(p) = l_M(p) · Π_j cs_j(p) (all exponents 1), with the luminance
 term of the largest window. Mix = α·(1 − MS-SSIM) + (1 − α)·G_σM ⊗ |x − y| with α = 0.84, the L1 error
 weighted by the largest Gaussian. Images in [0, 1] (``data_range`` 1): C1 = (0.01)², C2 = (0.03)².
+Everything runs in float32 with autocast off (see :mod:`src.losses.precision`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from src.losses.precision import fp32_loss, no_autocast
 
 ZHAO_SIGMAS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -41,8 +44,16 @@ def ms_ssim_map(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel MS-SSIM of Zhao et al.: (N, C, H, W) pairs -> (map (N, C, H, W), largest Gaussian kernel).
 
-    H and W must exceed 3·max(σ) (24 px for the default σ) for the reflect padding.
+    H and W must exceed 3·max(σ) (24 px for the default σ) for the reflect padding. Computed in float32 with
+    autocast off (Gaussian windows in float32) whatever the inputs' dtype: in bf16 the variances cancel away.
     """
+    with no_autocast(x, y):
+        return _ms_ssim_map(x.float(), y.float(), sigmas, data_range)
+
+
+def _ms_ssim_map(
+    x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], data_range: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     if x.shape != y.shape or x.ndim != 4:
         raise ValueError(f"MS-SSIM expects two equal (N, C, H, W) tensors, got {tuple(x.shape)}, {tuple(y.shape)}")
     need = math.ceil(3 * max(sigmas)) + 1
@@ -57,7 +68,7 @@ def ms_ssim_map(
     cs_product = torch.ones_like(x)
     kernel = None
     for sigma in sigmas:
-        kernel = _gaussian_kernel(sigma, x.shape[1], x.device, x.dtype)
+        kernel = _gaussian_kernel(sigma, x.shape[1], x.device, torch.float32)
         mu_xc, mu_yc = _blur(xc, kernel), _blur(yc, kernel)
         var_x = _blur(xc * xc, kernel) - mu_xc**2
         var_y = _blur(yc * yc, kernel) - mu_yc**2
@@ -75,6 +86,7 @@ class MSSSIMLoss(nn.Module):
         super().__init__()
         self.loss_weight, self.sigmas = loss_weight, tuple(sigmas)
 
+    @fp32_loss
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ms_ssim, _ = ms_ssim_map(pred, target, self.sigmas)
         return self.loss_weight * (1 - ms_ssim.mean())
@@ -92,6 +104,7 @@ class MixLoss(nn.Module):
             raise ValueError(f"Mix loss alpha must be in [0, 1], got {alpha}")
         self.alpha, self.loss_weight, self.sigmas = alpha, loss_weight, tuple(sigmas)
 
+    @fp32_loss
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ms_ssim, kernel = ms_ssim_map(pred, target, self.sigmas)
         weighted_l1 = _blur((pred - target).abs(), kernel)

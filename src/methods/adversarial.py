@@ -37,7 +37,8 @@ class AdversarialSR(SupervisedSR):
             False; its content terms use it: ``content_target_usm``, a :class:`SupervisedSR` argument).
         pretrained: generator initialisation (the PSNR-stage checkpoint, any format ``model.weights`` takes).
         grad_clip_d: clip the discriminator's gradient norm (``trainer.gradient_clip_val`` cannot be used with
-            manual optimization; ``grad_clip_g`` does the same for the generator).
+            manual optimization; ``grad_clip_g`` does the same for the generator). Applied to unscaled gradients
+            under ``16-mixed`` (in ``on_before_optimizer_step``).
         postprocess: applied at evaluation by ``src.evaluate`` / ``src.upscale`` (``none`` | ``back_projection``).
 
     Logged: ``train/g_<content term>``, ``train/g_gan``, ``train/g_total``, ``train/d_real``, ``train/d_fake``
@@ -131,14 +132,12 @@ class AdversarialSR(SupervisedSR):
                 g_gan = self.gan_loss.generator(self.net_d(gan_target).detach(), fake_g)
             else:
                 g_gan = self.gan_loss(fake_g, True, is_disc=False)
-            self.log("train/g_gan", g_gan, prog_bar=True, batch_size=n)
+            self.log_term("g_gan", g_gan, n, prog_bar=True)
             g_total = g_total + g_gan
         self.log("train/g_total", g_total, batch_size=n)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_total)
-        if self.hparams.grad_clip_g:
-            self.clip_gradients(opt_g, gradient_clip_val=self.hparams.grad_clip_g, gradient_clip_algorithm="norm")
-        opt_g.step()
+        opt_g.step()  # clipping (grad_clip_g) happens in on_before_optimizer_step, on unscaled gradients
         self.update_ema()
 
         # (2) discriminator step on real and detached fake
@@ -148,19 +147,17 @@ class AdversarialSR(SupervisedSR):
             real_d = self.net_d(gan_target)
             fake_d = self.net_d(fake)
             if ragan:
-                d_real = 0.5 * self.gan_loss._bce(real_d - fake_d.detach().mean(), True)
-                d_fake = 0.5 * self.gan_loss._bce(fake_d - real_d.detach().mean(), False)
+                d_real, d_fake = self.gan_loss.discriminator_terms(real_d, fake_d)
                 d_loss = d_real + d_fake
             else:
                 d_loss = self.gan_loss(real_d, True, is_disc=True) + self.gan_loss(fake_d, False, is_disc=True)
                 if self.gp_weight:
-                    gp = gradient_penalty(self.net_d, gan_target, fake, self.gp_weight)
+                    scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # 16-mixed: fp16 GradScaler
+                    gp = gradient_penalty(self.net_d, gan_target, fake, self.gp_weight, scaler=scaler)
                     self.log("train/d_gp", gp, batch_size=n)
                     d_loss = d_loss + gp
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
-            if self.hparams.grad_clip_d:
-                self.clip_gradients(opt_d, gradient_clip_val=self.hparams.grad_clip_d, gradient_clip_algorithm="norm")
             opt_d.step()
             self.log("train/d_loss", d_loss, batch_size=n)
             self.log("train/d_real", real_d.detach().mean(), batch_size=n)
@@ -168,6 +165,15 @@ class AdversarialSR(SupervisedSR):
 
         for scheduler in self._schedulers():
             scheduler.step()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Clip ``grad_clip_g`` / ``grad_clip_d`` here: Lightning's precision plugin calls this hook inside
+        ``optimizer.step()`` after unscaling the gradients (16-mixed), so the limits apply to true gradients."""
+        opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
+        limit = self.hparams.grad_clip_g if optimizer is opt_g else (
+            self.hparams.grad_clip_d if optimizer is opt_d else None)
+        if limit:
+            self.clip_gradients(optimizer, gradient_clip_val=limit, gradient_clip_algorithm="norm")
 
     def _schedulers(self) -> list:
         schedulers = self.lr_schedulers()

@@ -7,6 +7,7 @@ from torch import nn
 
 from src.colorspace import rgb_to_ycbcr, ycbcr_to_rgb
 from src.degradations import imresize
+from src.losses.precision import no_autocast
 
 
 class SRForward(nn.Module):
@@ -18,6 +19,9 @@ class SRForward(nn.Module):
         input: ``"lr"`` feeds the LR image; ``"bicubic"`` feeds its MATLAB-bicubic upsampling (SRCNN, VDSR).
         color: ``"rgb"`` feeds RGB; ``"y"`` feeds the MATLAB Y channel only and takes Cb/Cr from bicubic.
         channels_last: convert the network and its input to ``channels_last`` memory format.
+
+    Under autocast (``bf16-mixed`` / ``16-mixed``) only the network runs in half precision: the bicubic
+    pre-upsampling and the colour conversions run in float32 with autocast off, and the output is float32.
     """
 
     def __init__(
@@ -33,9 +37,11 @@ class SRForward(nn.Module):
             self.net.to(memory_format=torch.channels_last)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = next((p.dtype for p in self.net.parameters() if p.is_floating_point()), x.dtype)
+        x = x.to(dtype)  # float32, or the parameters' dtype under a `-true` precision
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return self.net(x).float()
 
     def _scale(self, scale: int | None) -> int:
         if scale is None or scale == self.scale:
@@ -50,11 +56,15 @@ class SRForward(nn.Module):
     def _prepare(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         if lr.ndim != 4:
             raise ValueError(f"expected an LR batch (N, C, h, w), got shape {tuple(lr.shape)}")
-        return imresize(lr, float(scale)) if self.input == "bicubic" else lr
+        if self.input != "bicubic":
+            return lr.float()
+        with no_autocast(lr):
+            return imresize(lr.float(), float(scale))
 
     def predict_y(self, lr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
         """Y-channel models: LR RGB (N, 3, h, w) -> predicted Y (N, 1, sh, sw) in [0, 1] units."""
-        x = rgb_to_ycbcr(self._prepare(lr, self._scale(scale)))[:, :1]
+        with no_autocast(lr):
+            x = rgb_to_ycbcr(self._prepare(lr, self._scale(scale)))[:, :1]
         return self._run(x)
 
     def forward(self, lr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
@@ -63,7 +73,9 @@ class SRForward(nn.Module):
         s = self._scale(scale)
         if self.color == "rgb":
             return self._run(self._prepare(lr, s))
-        x = rgb_to_ycbcr(self._prepare(lr, s))
+        with no_autocast(lr):
+            x = rgb_to_ycbcr(self._prepare(lr, s))
         y = self._run(x[:, :1])
-        cbcr = x[:, 1:] if self.input == "bicubic" else rgb_to_ycbcr(imresize(lr, float(s)))[:, 1:]
-        return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
+        with no_autocast(lr):
+            cbcr = x[:, 1:] if self.input == "bicubic" else rgb_to_ycbcr(imresize(lr.float(), float(s)))[:, 1:]
+            return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))

@@ -160,9 +160,21 @@ class SupervisedSR(L.LightningModule):
             suffixes = ("", "_style") if isinstance(value, tuple) else ("",)
             for suffix, part in zip(suffixes, parts):
                 if part is not None:
-                    self.log(f"train/{prefix}{term_name}{suffix}", part, prog_bar=suffix == "", batch_size=batch_size)
+                    self.log_term(f"{prefix}{term_name}{suffix}", part, batch_size, prog_bar=suffix == "")
                     total = total + part
         return total
+
+    def log_term(self, name: str, value: torch.Tensor, batch_size: int, prog_bar: bool = False) -> None:
+        """Log ``train/<name>`` every step (loggers read it every ``trainer.log_every_n_steps``); with ``prog_bar``
+        also ``<name>`` on the progress bar, but only every ``log_every_n_steps`` steps: the bar turns its values
+        into Python numbers, one host-device synchronisation per term and step otherwise."""
+        self.log(f"train/{name}", value, batch_size=batch_size)
+        try:
+            interval = max(1, int(self.trainer.log_every_n_steps or 1))
+        except RuntimeError:  # not attached to a trainer (a direct call)
+            interval = 1
+        if prog_bar and self.global_step % interval == 0:
+            self.log(name, value.detach(), prog_bar=True, logger=False, batch_size=batch_size)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         lr, hr = batch["lr"], batch["hr"]
@@ -211,14 +223,22 @@ class SupervisedSR(L.LightningModule):
         self.val_name = getattr(datamodule, "val_name", "val")
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        """Scores the SR output in fp32: the network runs with autocast off whatever ``trainer.precision``, so
+        ``val/*`` (and checkpoint selection) equal what the final report and ``evaluate`` compute."""
         lr, hr = batch["lr"], batch["hr"]
-        sr = self(lr).clamp(0, 1)
+        with torch.autocast(device_type=lr.device.type, enabled=False):
+            sr = self(lr.to(self._param_dtype())).float().clamp(0, 1)
+        hr = hr.float()
         values = self.metric_suite.score(sr[0], hr[0], self.hparams.scale)
         self._val_values.append(values)
         prefix = f"val/{self.val_name}"
         for name, value in self.metric_suite.public(values).items():
             self.log(f"{prefix}/{name}", value, prog_bar=name == "psnr_y", batch_size=1, sync_dist=True)
         return {"sr": sr, "name": batch["name"][0], **values}
+
+    def _param_dtype(self) -> torch.dtype:
+        """dtype of the network's floating parameters (float32 unless a ``-true`` precision converted them)."""
+        return next((p.dtype for p in self.sr.parameters() if p.is_floating_point()), torch.float32)
 
     def on_validation_epoch_end(self) -> None:
         if self._val_values:

@@ -125,6 +125,20 @@ def validate(cfg: DictConfig, top_level: Iterable[str], trainer_key: str | None 
         check_keys(cfg[trainer_key], trainer_key, names - managed, "lightning.Trainer")
 
 
+TRAINING_ONLY_GROUPS = ("degradation",)
+
+
+def drop_training_groups(cfg: DictConfig) -> None:
+    """Remove the groups a model config selects for training only (``model=realesrnet`` selects
+    ``degradation=realesrgan``; evaluate / upscale / interpolate compose it through an ``optional degradation``
+    slot so that such models compose there too, and never use it)."""
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        for group in TRAINING_ONLY_GROUPS:
+            cfg.pop(group, None)
+
+
 def exit_on_user_error(func):
     """Decorator for entry points: a config or input problem (:class:`ConfigError`, a missing file, a bad
     value) prints one ``error: …`` line to stderr and exits with status 2 instead of a traceback. Set

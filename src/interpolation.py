@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.checkpoints import export_basicsr, load_weights
-from src.config import ConfigError, check_keys, validate
+from src.config import ConfigError, check_keys, drop_training_groups, validate
 from src.evaluation.report import plot_perception_distortion
 from src.evaluation.results import SetScore, markdown_table, write_csv
 
@@ -52,6 +52,7 @@ def _alphas(cfg: DictConfig) -> list[float]:
 def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
     """Write one BasicSR-format file per α; with ``benchmarks.root`` set, evaluate each and write
     ``interpolation.csv``, ``interpolation.md`` and ``perception_distortion.png`` into ``out_dir``."""
+    drop_training_groups(cfg)
     validate(cfg, INTERPOLATE_KEYS, trainer_key=None)
     alphas = _alphas(cfg)
     net = instantiate(OmegaConf.merge(cfg.model, {"scale": cfg.scale}).arch)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.config import ConfigError, exit_on_user_error, validate
+from src.config import ConfigError, drop_training_groups, exit_on_user_error, validate
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +376,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
     from src.checkpoints import build_eval_model
     from src.inference import size_multiple
 
+    drop_training_groups(cfg)
     check_settings(cfg)
     inputs = resolve_inputs(cfg.input)
     scale = resolve_scale(cfg)

@@ -72,8 +72,9 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
 
     With a non-empty ``methods`` list every method is scored instead of ``model`` (see :func:`evaluate_methods`).
     """
-    from src.config import check_keys
+    from src.config import check_keys, drop_training_groups
 
+    drop_training_groups(cfg)
     if cfg.get("methods"):
         return evaluate_methods(cfg, out_dir)
     validate(cfg, EVALUATE_KEYS, trainer_key=None)
@@ -174,10 +175,13 @@ def _compose_model_group(model: str) -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    def only_model(cfg: DictConfig) -> DictConfig:  # realesrnet / realesrgan also select a training degradation
+        return OmegaConf.create({"model": OmegaConf.to_container(cfg.model, resolve=False)})
+
     if GlobalHydra.instance().is_initialized():
-        return compose(config_name=None, overrides=[f"+model={model}"])
+        return only_model(compose(config_name="evaluate", overrides=[f"model={model}"]))
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=None, overrides=[f"+model={model}"])
+        return only_model(compose(config_name="evaluate", overrides=[f"model={model}"]))
 
 
 def method_config(spec: MethodSpec, cfg: DictConfig, scale: int, composed: DictConfig | None = None) -> DictConfig:

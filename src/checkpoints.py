@@ -12,7 +12,9 @@ A file is turned into a state dict with our (BasicSR) key names in two table-dri
    (``torch.compile``) prefixes are removed.
 2. **Key layout** (:data:`LAYOUTS`): recognised from key names — official EDSR / RCAN (EDSR-PyTorch),
    the original ESRGAN repository (``RRDB_trunk``, ``trunk_conv`` …) and its older sequential ``model.N``
-   layout, the MatConvNet VDSR model, or already BasicSR — and renamed to BasicSR keys.
+   layout, the MatConvNet VDSR model, the MatConvNet DagNN LapSRN / MS-LapSRN models, the DRRN PyTorch port,
+   or already our keys (BasicSR, and the official CARN, IMDN and WDSR key names, which our networks use) —
+   and renamed to our keys.
 
 When a network is given, the result is checked against ``net.state_dict()``; a mismatch raises
 :class:`WeightsError` naming the file, the detected layout, the first missing / unexpected keys and the shape
@@ -390,9 +392,14 @@ def _read_matconvnet(path: Path) -> StateDict:
         mat = loadmat(str(path))
     except Exception as exc:  # noqa: BLE001 - scipy raises several types for a bad file
         raise WeightsError(f"{path}: not a readable MATLAB v5 file ({exc})") from exc
+    if "net" in mat and "model" not in mat:
+        return _read_dagnn(mat["net"], path)
     if "model" not in mat:
         found = sorted(k for k in mat if not k.startswith("__"))
-        raise WeightsError(f"{path}: expected a MatConvNet struct 'model' with 'weight' and 'bias'; found {found}")
+        raise WeightsError(
+            f"{path}: expected a MatConvNet struct 'model' with 'weight' and 'bias' (VDSR) or a DagNN struct 'net' "
+            f"(LapSRN, MS-LapSRN); found {found}"
+        )
     model = mat["model"]
     try:
         weights = [np.asarray(w) for w in model["weight"][0, 0].flat]
@@ -408,6 +415,156 @@ def _read_matconvnet(path: Path) -> StateDict:
         state[f"{MATCONVNET_PREFIX}{i}.weight"] = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
         state[f"{MATCONVNET_PREFIX}{i}.bias"] = torch.from_numpy(np.ascontiguousarray(b))
     return {k: v.float() for k, v in state.items()}
+
+
+# -- LapSRN / MS-LapSRN (MatConvNet DagNN .mat of phoenix104104/LapSRN) --
+DAGNN_PREFIX = "dagnn."
+DAGNN_META = "dagnn_meta."  # graph facts that are not weights (MS-LapSRN depth, recursions, skip type)
+MSLAPSRN_SKIPS = ("NS", "DS", "SS")
+
+
+def _mat_str(value: Any) -> str:
+    import numpy as np
+
+    return str(np.asarray(value).flat[0]) if np.asarray(value).size else ""
+
+
+def _read_dagnn(net: Any, path: Path) -> StateDict:
+    """A MatConvNet ``dagnn.DagNN`` saved with ``net.saveobj()``: ``net.params`` (``name``, ``value``) and
+    ``net.layers`` (``name``, ``type``, ``params``, ``block`` with the filter ``size``).
+
+    Every parameter becomes ``dagnn.<name>``: filters reshaped to the layer's declared ``size`` (MATLAB drops
+    trailing singleton dimensions) and permuted from H x W x Cin x Cout to PyTorch's (Cout, Cin, H, W) — for
+    ``dagnn.ConvTranspose`` the MatConvNet order is H x W x Cout x Cin, which the same permutation maps to the
+    (Cin, Cout, H, W) of ``nn.ConvTranspose2d``; biases flattened. For MS-LapSRN graphs (layer names
+    ``x<s>SR_level<l>_R<r>_conv<d>``) the recursion count, block depth and local skip type are recorded as
+    ``dagnn_meta.*`` entries, and a ``<stem>_opts.mat`` beside the file (the official options) is checked
+    against them. Kernels are not flipped (both libraries compute correlations; checked numerically: the
+    released LapSRN x4 reproduces its published PSNR).
+    """
+    import numpy as np
+
+    try:
+        layers = list(net["layers"][0, 0].flat)
+        params = list(net["params"][0, 0].flat)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise WeightsError(f"{path}: struct 'net' is not a DagNN (no 'layers'/'params')") from exc
+    sizes: dict[str, tuple[int, ...]] = {}
+    names: list[str] = []
+    sums: dict[str, list[str]] = {}
+    for layer in layers:
+        name, kind = _mat_str(layer["name"]), _mat_str(layer["type"])
+        names.append(name)
+        if kind == "dagnn.Sum":
+            sums[name] = [_mat_str(v) for v in np.asarray(layer["inputs"]).flat]
+        block = layer["block"]
+        if kind in ("dagnn.Conv", "dagnn.ConvTranspose") and layer["params"].size:
+            size = tuple(int(v) for v in np.asarray(block["size"][0, 0]).flat)
+            sizes[_mat_str(layer["params"].flat[0])] = size
+    state: StateDict = {}
+    for param in params:
+        name = _mat_str(param["name"])
+        value = np.asarray(param["value"], dtype=np.float32)
+        if name in sizes:
+            value = value.reshape(sizes[name], order="F") if value.ndim < 4 else value
+            tensor = torch.from_numpy(np.ascontiguousarray(value.transpose(3, 2, 0, 1)))
+        else:
+            tensor = torch.from_numpy(np.ascontiguousarray(value.reshape(-1)))
+        state[DAGNN_PREFIX + name] = tensor
+    graph = [re.fullmatch(r"x\d+SR_level\d+_R(\d+)_conv(\d+)", n) for n in names]
+    graph = [m for m in graph if m]
+    if graph:
+        recursive = max(int(m.group(1)) for m in graph)
+        depth = max(int(m.group(2)) for m in graph)
+        sources = {  # what the recursive blocks' outputs add: a block output (DS) or the level input (SS)
+            other
+            for inputs in sums.values()
+            if any(re.fullmatch(r"x\d+SR_level\d+_R\d+_conv\d+", i) for i in inputs)
+            for other in inputs
+            if not re.fullmatch(r"x\d+SR_level\d+_R\d+_conv\d+", other)
+        }
+        skip = "DS" if any(o.endswith("_output") for o in sources) else "SS" if sources else "NS"
+        _check_dagnn_opts(path, recursive, depth, skip)
+        state[DAGNN_META + "recursive"] = torch.tensor(recursive)
+        state[DAGNN_META + "depth"] = torch.tensor(depth)
+        state[DAGNN_META + "skip"] = torch.tensor(MSLAPSRN_SKIPS.index(skip))
+    return state
+
+
+def _check_dagnn_opts(path: Path, recursive: int, depth: int, skip: str) -> None:
+    """Compare the official ``<stem>_opts.mat`` (when present beside the model) with the graph."""
+    from scipy.io import loadmat
+
+    opts_path = path.with_name(path.stem + "_opts.mat")
+    if not opts_path.is_file():
+        return
+    try:
+        opts = loadmat(str(opts_path))["opts"]
+        found = {k: opts[k][0, 0] for k in ("recursive", "depth", "LRL")}
+    except Exception as exc:  # noqa: BLE001 - scipy raises several types for a bad file
+        raise WeightsError(f"{opts_path}: expected an 'opts' struct with recursive, depth and LRL ({exc})") from exc
+    got = {"recursive": int(found["recursive"].flat[0]), "depth": int(found["depth"].flat[0]),
+           "LRL": _mat_str(found["LRL"])}
+    want = {"recursive": recursive, "depth": depth, "LRL": skip}
+    if got != want:
+        raise WeightsError(f"{opts_path} says {got}, but the network graph in {path.name} has {want}")
+
+
+def _dagnn_lapsrn(state: StateDict, net: nn.Module | None, source: str) -> StateDict:
+    """LapSRN: ``level<l>`` counts down to ``level1`` (the last, full-resolution level) -> ``levels.{L-l}``."""
+    levels = {int(m.group(1)) for k in state if (m := re.fullmatch(r"dagnn\.level(\d+)_.*", k))}
+    top = max(levels)
+    out = {}
+    for key, value in state.items():
+        name = key[len(DAGNN_PREFIX):]
+        wb = "weight" if name.endswith("_f") else "bias"
+        if m := re.fullmatch(r"level(\d+)_(.+)_[fb]", name):
+            i, what = top - int(m.group(1)), m.group(2)
+            if c := re.fullmatch(r"conv(\d+)", what):
+                name = f"levels.{i}.convs.{int(c.group(1)) - 1}.{wb}"
+            else:
+                sub = {"upconv": "upconv.up", "residual_conv": "residual", "img_up": "img_up"}.get(what, what)
+                name = f"levels.{i}.{sub}.{wb}"
+        elif m := re.fullmatch(r"input_conv_[fb]", name):
+            name = f"input_conv.{wb}"
+        out[name] = value
+    return out
+
+
+def _dagnn_mslapsrn(state: StateDict, net: nn.Module | None, source: str) -> StateDict:
+    """MS-LapSRN: weights shared by every level and recursion: ``conv<d>`` -> ``convs.{d-1}``, ``upconv``,
+    ``residual_conv``, ``img_up``, ``input_conv``. The recorded graph (R, D, skip) must match ``net``."""
+    state = dict(state)
+    meta = {k[len(DAGNN_META):]: int(state.pop(k)) for k in list(state) if k.startswith(DAGNN_META)}
+    if net is not None and meta:
+        want = {"recursive": getattr(net, "recursive", None), "depth": len(getattr(net, "convs", ())),
+                "skip": getattr(net, "skip", None)}
+        got = {"recursive": meta["recursive"], "depth": meta["depth"], "skip": MSLAPSRN_SKIPS[meta["skip"]]}
+        if want != got:
+            raise WeightsError(
+                f"{source}: the file is an MS-LapSRN with D={got['depth']}, R={got['recursive']}, skip "
+                f"{got['skip']}, but the network has D={want['depth']}, R={want['recursive']}, skip {want['skip']}: "
+                f"set model.arch.depth / recursive / skip to match"
+            )
+    out = {}
+    for key, value in state.items():
+        name = key[len(DAGNN_PREFIX):]
+        wb = "weight" if name.endswith("_f") else "bias"
+        stem = name[:-2]
+        if c := re.fullmatch(r"conv(\d+)", stem):
+            name = f"convs.{int(c.group(1)) - 1}.{wb}"
+        else:
+            name = {"input_conv": "input_conv", "upconv": "upconv.up", "residual_conv": "residual",
+                    "img_up": "img_up"}.get(stem, stem) + f".{wb}"
+        out[name] = value
+    return out
+
+
+# -- DRRN: the plain-ReLU PyTorch port (one recursive block: input, conv1, conv2, output; no biases, no BN) --
+DRRN_PORT_RULES: tuple[Rule, ...] = (
+    (r"input\.weight", "blocks.0.entry.weight"),
+    (r"conv([12])\.weight", r"blocks.0.conv\1.weight"),
+)
 
 
 def _convert_matconvnet(state: StateDict, net: nn.Module | None, source: str) -> StateDict:
@@ -427,6 +584,18 @@ class Layout:
 LAYOUTS: tuple[Layout, ...] = (
     Layout("matconvnet (official VDSR .mat)", lambda s: all(k.startswith(MATCONVNET_PREFIX) for k in s),
            _convert_matconvnet),
+    Layout("LapSRN (MatConvNet DagNN .mat)", _has(r"dagnn\.level\d+_conv\d+_f"), _dagnn_lapsrn),
+    Layout("MS-LapSRN (MatConvNet DagNN .mat)", _has(r"dagnn\.conv\d+_f", r"dagnn\.upconv_f"), _dagnn_mslapsrn),
+    Layout("official CARN (CARN-pytorch)",
+           _has(r"sub_mean\.shifter\.weight", r"entry\.weight", r"b1\.c1\.body\.0\.weight"),
+           lambda s, net, source: dict(s)),
+    Layout("official IMDN", _has(r"fea_conv\.weight", r"IMDB1\.cca\.conv_du\.0\.weight", r"LR_conv\.weight"),
+           lambda s, net, source: dict(s)),
+    Layout("official WDSR (wdsr_ntire2018)", _has(r"head\.0\.weight_g", r"skip\.0\.weight_v", r"tail\.0\.weight_v"),
+           lambda s, net, source: dict(s)),
+    Layout("DRRN PyTorch port (input/conv1/conv2/output)",
+           lambda s: set(s) == {"input.weight", "conv1.weight", "conv2.weight", "output.weight"},
+           lambda s, net, source: _rename(s, DRRN_PORT_RULES)),
     Layout("official RCAN (EDSR-PyTorch)",
            _has(r"head\.0\.weight", r"body\.\d+\.body\.\d+\.body\.3\.conv_du\.0\.weight"), _convert_rcan),
     Layout("official EDSR (EDSR-PyTorch)",
@@ -595,9 +764,14 @@ def build_eval_model(model_cfg: DictConfig, scale: int, ckpt_path: str | None, c
     bicubic-upsampled input, which works at any scale). A weights file without hyperparameters (BasicSR,
     official layouts, .safetensors, .mat) is loaded into the network built from ``model_cfg`` at ``scale``.
     Parameter-free methods (bicubic) take no weights. ``ckpt_key``: the name of the caller's checkpoint key in
-    messages (``None``: the caller has none, only ``model.weights``).
+    messages (``None``: the caller has none, only ``model.weights``). An ``.onnx`` file (``python -m src.export …
+    format=onnx``) runs through onnxruntime with the colour / input handling stated in its metadata.
     """
     weights = model_cfg.get("weights")
+    if weights and str(weights).lower().endswith(".onnx"):  # an exported graph: run by onnxruntime
+        from src.deployment import onnx_sr_model
+
+        return onnx_sr_model(weights, scale)
     method_cls = get_class(model_cfg._target_)
     if not getattr(method_cls, "trainable", True):
         if ckpt_path or weights:

@@ -1,11 +1,19 @@
-"""Write network weights in BasicSR's format: ``python -m src.export ckpt=<file> output=<file.pth>``.
+"""Export a network: ``python -m src.export ckpt=<file> output=<file> [format=pth|safetensors|onnx|torchscript]``.
 
 ``ckpt`` is one of our Lightning checkpoints (``…/checkpoints/best.ckpt``; an EMA copy, when the checkpoint has
-one, becomes ``params_ema``) or any weights file :mod:`src.checkpoints` reads (official EDSR/RCAN/ESRGAN
-layouts, VDSR ``.mat``, ``.safetensors`` …), which is thereby converted to BasicSR key names. ``output`` gets
-``{'params': …, 'params_ema': …}`` (``.pth``), which BasicSR, Real-ESRGAN and chaiNNer load; an output ending in
-``.safetensors`` gets the flat (EMA) state dict instead. An existing ``output`` is an error unless
-``overwrite=true``.
+one, becomes ``params_ema``) or any weights file :mod:`src.checkpoints` reads (official EDSR/RCAN/ESRGAN/CARN/
+IMDN/WDSR layouts, VDSR/LapSRN ``.mat``, ``.safetensors`` …). Formats (default: from the output's suffix):
+
+- ``pth``: ``{'params': …, 'params_ema': …}`` (BasicSR's format; BasicSR, Real-ESRGAN and chaiNNer load it);
+- ``safetensors``: the flat (EMA) state dict;
+- ``onnx``: the network as an ONNX graph (opset 17, dynamic batch/height/width) with its input conventions in
+  ``metadata_props`` (scale, colour, input, input range), checked with onnxruntime on two input sizes;
+- ``torchscript``: ``torch.jit.trace`` of the network, conventions in ``_extra_files``, checked the same way.
+
+``half=true`` writes fp16 weights (and fp16 graph inputs/outputs), for GPUs. ONNX/TorchScript exports need the
+network: a Lightning checkpoint brings it; a plain weights file needs ``model=<conf/model option>`` (and
+``scale=``, ``model.<key>=…`` overrides as in ``evaluate``). See :mod:`src.deployment` for what is exported.
+An existing ``output`` is an error unless ``overwrite=true``.
 """
 
 from __future__ import annotations
@@ -14,27 +22,37 @@ import argparse
 import sys
 from pathlib import Path
 
-from src.checkpoints import WeightsError, export_basicsr, lightning_weights, read_file, read_weights
+import torch
 
-KEYS = ("ckpt", "output", "overwrite")
+from src.checkpoints import WeightsError, export_basicsr, lightning_weights, read_file, read_hparams, read_weights
+
+KEYS = ("ckpt", "output", "overwrite", "format", "half", "model", "scale")
 REQUIRED = ("ckpt", "output")
+FORMATS = ("pth", "safetensors", "onnx", "torchscript")
+SUFFIX_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
 
 
-def parse_args(argv: list[str]) -> dict[str, str]:
+def parse_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """(``KEYS`` values, ``model.<key>=value`` overrides)."""
     parser = argparse.ArgumentParser(
         prog="python -m src.export",
-        description="Write a checkpoint's network weights as a BasicSR {'params', 'params_ema'} file.",
-        epilog="example: python -m src.export ckpt=outputs/…/checkpoints/best.ckpt output=espcn_x4.pth",
+        description="Export a checkpoint's network: BasicSR .pth, .safetensors, ONNX or TorchScript.",
+        epilog="example: python -m src.export ckpt=outputs/…/checkpoints/best.ckpt output=espcn_x4.onnx",
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="ckpt=<input file> output=<output file> [overwrite=true]")
+                        help="ckpt=<input> output=<file> [overwrite=true] [format=…] [half=true] "
+                             "[model=<m> scale=<s> model.<k>=…]")
     args = parser.parse_args(argv)
     values: dict[str, str] = {}
+    model_overrides: list[str] = []
     for item in args.overrides:
         key, sep, value = item.partition("=")
         key = key.lstrip("-")
+        if sep and key.startswith("model."):
+            model_overrides.append(f"{key}={value}")
+            continue
         if not sep or key not in KEYS:
-            parser.error(f"expected key=value with key in {KEYS}, got {item!r}")
+            parser.error(f"expected key=value with key in {KEYS} (or model.<key>), got {item!r}")
         values[key] = value
     missing = [k for k in REQUIRED if not values.get(k)]
     if missing:
@@ -43,14 +61,32 @@ def parse_args(argv: list[str]) -> dict[str, str]:
     if overwrite not in ("true", "false"):
         parser.error(f"overwrite={values['overwrite']!r}: expected true or false")
     values["overwrite"] = overwrite
-    return values
+    fmt = values.get("format") or SUFFIX_FORMATS.get(Path(values["output"]).suffix.lower(), "pth")
+    if fmt not in FORMATS:
+        parser.error(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
+    values["format"] = fmt
+    half = values.get("half", "false").lower()
+    if half not in ("true", "false"):
+        parser.error(f"half={values['half']!r}: expected true or false")
+    values["half"] = half
+    if values.get("scale") and not values["scale"].isdigit():
+        parser.error(f"scale={values['scale']!r}: expected a positive integer")
+    return values, model_overrides
 
 
-def export(ckpt: str | Path, output: str | Path, overwrite: bool = False) -> Path:
-    """Convert ``ckpt`` to BasicSR format at ``output``; returns the written path. An existing ``output`` is a
-    :class:`FileExistsError` unless ``overwrite``."""
+def _half(state: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+    return None if state is None else {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def _refuse_existing(output: str | Path, overwrite: bool) -> None:
     if Path(output).exists() and not overwrite:
         raise FileExistsError(f"output file {output} already exists: pass overwrite=true to replace it")
+
+
+def export(ckpt: str | Path, output: str | Path, overwrite: bool = False, half: bool = False) -> Path:
+    """Convert ``ckpt`` to BasicSR format (or flat ``.safetensors``) at ``output``; returns the written path. An
+    existing ``output`` is a :class:`FileExistsError` unless ``overwrite``."""
+    _refuse_existing(output, overwrite)
     obj = read_file(ckpt)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and "hyper_parameters" in obj:
         params, ema = lightning_weights(obj)
@@ -58,16 +94,75 @@ def export(ckpt: str | Path, output: str | Path, overwrite: bool = False) -> Pat
     else:
         params, what = read_weights(ckpt)
         ema = None
+    if half:
+        params, ema = _half(params), _half(ema)
     path = export_basicsr(params, output, ema)
     print(f"{ckpt} ({what}): {len(params)} tensors -> {path}")
     return path
 
 
+def build_network(ckpt: str | Path, model: str | None, scale: int | None, overrides: list[str]):
+    """(network, :class:`~src.deployment.ExportSpec`) of ``ckpt``: a Lightning checkpoint's own network, or the
+    ``conf/model/<model>.yaml`` network at ``scale`` loaded with the weights file."""
+    from hydra import compose, initialize_config_dir
+
+    import src.config  # noqa: F401  (resolvers)
+    from src.checkpoints import build_eval_model
+    from src.deployment import ExportSpec
+    from src.inference import size_multiple
+
+    hparams = read_hparams(ckpt)
+    if hparams is not None:
+        model, scale = model or hparams.get("name"), scale or int(hparams["scale"])
+    if not model:
+        raise WeightsError(f"{ckpt} is a plain weights file: give model=<conf/model option> (and scale=) to export "
+                           f"its network as ONNX/TorchScript")
+    scale = int(scale or 4)
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(version_base="1.3", config_dir=str(conf)):
+        cfg = compose("evaluate", overrides=[f"model={model}", f"scale={scale}", *overrides]
+                      + ([] if hparams is not None else [f"model.weights={ckpt}"]))
+    sr = build_eval_model(cfg.model, scale, str(ckpt) if hparams is not None else None)
+    net = sr.net.eval()
+    channels = 1 if sr.color == "y" else 3
+    spec = ExportSpec(model=str(cfg.model.name), scale=scale, colour=sr.color, input=sr.input, channels=channels,
+                      size_multiple=size_multiple(sr))
+    return net, spec
+
+
+def export_graph(ckpt: str | Path, output: str | Path, fmt: str, half: bool = False, model: str | None = None,
+                 scale: int | None = None, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
+    """ONNX / TorchScript export of ``ckpt``'s network, checked against PyTorch; returns the written path."""
+    from src.deployment import export_onnx, export_torchscript
+
+    _refuse_existing(output, overwrite)
+    net, spec = build_network(ckpt, model, scale, overrides or [])
+    write = export_onnx if fmt == "onnx" else export_torchscript
+    diffs = write(net, output, spec, half=half)
+    checked = ", ".join(f"{k}: max |Δ| {v:.2g}" for k, v in diffs.items()) or "not run (no fp16 kernels here)"
+    print(f"{ckpt} ({spec.model} x{spec.scale}, {spec.colour}, input {spec.input}) -> {output} [{fmt}"
+          f"{', fp16' if half else ''}]; check vs PyTorch: {checked}")
+    return Path(output)
+
+
 def main(argv: list[str] | None = None) -> int:
-    values = parse_args(sys.argv[1:] if argv is None else argv)
+    values, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    from src.deployment import ExportError
+
+    half, overwrite = values["half"] == "true", values["overwrite"] == "true"
     try:
-        export(values["ckpt"], values["output"], values["overwrite"] == "true")
-    except (WeightsError, FileNotFoundError, FileExistsError) as exc:
+        if values["format"] in ("pth", "safetensors"):
+            if (values["format"] == "safetensors") != values["output"].lower().endswith(".safetensors"):
+                raise WeightsError(f"format={values['format']} needs an output ending in "
+                                   f"{'.safetensors' if values['format'] == 'safetensors' else '.pth'}")
+            if values.get("model") or values.get("scale") or overrides:
+                raise WeightsError("model= / scale= / model.<key>= only apply to format=onnx|torchscript")
+            export(values["ckpt"], values["output"], overwrite, half)
+        else:
+            scale = int(values["scale"]) if values.get("scale") else None
+            export_graph(values["ckpt"], values["output"], values["format"], half, values.get("model"), scale,
+                         overrides, overwrite)
+    except (WeightsError, ExportError, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -40,6 +40,14 @@ TINY = {
     "realesrnet": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4"],
     "realesrgan": ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4",
                    "model.discriminator.num_feat=4"],
+    "carn": ["model.arch.num_feat=8"],
+    "carn_m": ["model.arch.num_feat=8"],
+    "imdn": ["model.arch.nf=16", "model.arch.num_modules=1"],
+    "lapsrn": ["model.arch.num_feat=8", "model.arch.depth=1"],
+    "mslapsrn": ["model.arch.num_feat=8", "model.arch.depth=1", "model.arch.recursive=2"],
+    "wdsr_a": ["model.arch.num_feat=8", "model.arch.block_feats=16", "model.arch.num_block=1"],
+    "wdsr_b": ["model.arch.num_feat=8", "model.arch.num_block=1"],
+    "drrn": ["model.arch.num_feat=8", "model.arch.num_units=2"],
 }
 
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src.colorspace import rgb_to_y
+from src.degradations import imresize
 from src.evaluation.metric_suite import build_metric_suite
 from src.losses import PixelLoss
 from src.methods.sr_forward import SRForward
@@ -185,9 +186,24 @@ class SupervisedSR(L.LightningModule):
             pred, target = self.sr.predict_y(lr, scale), rgb_to_y(hr)
         else:
             pred, target = self.sr(lr, scale), hr
-        total = self.content_loss(pred, target, batch_size=lr.shape[0])
-        if len(self.losses) > 1:
+        if isinstance(pred, (list, tuple)):
+            total = self.multi_level_loss(pred, target, batch_size=lr.shape[0])
+        else:
+            total = self.content_loss(pred, target, batch_size=lr.shape[0])
+        if len(self.losses) > 1 or isinstance(pred, (list, tuple)):
             self.log("train/loss", total, batch_size=lr.shape[0])
+        return total
+
+    def multi_level_loss(self, preds: list[torch.Tensor], target: torch.Tensor, batch_size: int = 1) -> torch.Tensor:
+        """Multi-level supervision of progressive networks (LapSRN, MS-LapSRN): the sum over pyramid levels of
+        the loss between each level's output (N, C, h_k, w_k) and the target resized to that size with MATLAB
+        bicubic (the last level is at the target's size); terms logged as ``train/level<k>_<term>``."""
+        total = 0.0
+        for k, pred in enumerate(preds, start=1):
+            level_target = target
+            if tuple(pred.shape[-2:]) != tuple(target.shape[-2:]):
+                level_target = imresize(target, size=tuple(pred.shape[-2:]))
+            total = total + self.content_loss(pred, level_target, prefix=f"level{k}_", batch_size=batch_size)
         return total
 
     @torch.no_grad()

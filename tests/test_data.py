@@ -188,14 +188,19 @@ def test_random_patches_without_augment_are_plain_crops(unique_png):
 def test_random_patches_reproducible_with_seed(unique_png):
     path, _ = unique_png
     ds = RandomPatchDataset([path], patch_size=8, scale=2, repeat=12)
-    torch.manual_seed(123)
-    first = torch.stack([ds[i]["hr"] for i in range(len(ds))])
-    torch.manual_seed(123)
-    second = torch.stack([ds[i]["hr"] for i in range(len(ds))])
-    torch.manual_seed(124)
-    other = torch.stack([ds[i]["hr"] for i in range(len(ds))])
-    assert torch.equal(first, second)
-    assert not torch.equal(first, other)
+
+    def patches(seed: int, epoch: int, order=None) -> torch.Tensor:
+        ds.seed_items(seed)
+        ds.set_epoch(epoch)
+        order = order or range(len(ds))
+        return torch.stack([ds[i]["hr"] for i in order])
+
+    first = patches(123, 0)
+    torch.manual_seed(999)  # the global RNG plays no part
+    assert torch.equal(first, patches(123, 0))
+    assert torch.equal(first.flip(0), patches(123, 0, order=range(len(ds) - 1, -1, -1)))  # per item, any order
+    assert not torch.equal(first, patches(124, 0))
+    assert not torch.equal(first, patches(123, 1))
 
 
 def test_random_patch_size_must_be_multiple_of_scale(unique_png):

@@ -3,19 +3,87 @@ training device in ``on_after_batch_transfer`` by the degradation pipeline (fp32
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from src.data.datasets import FullImageDataset, PairedPatchDataset, RandomPatchDataset
 from src.data.image_io import list_images
 from src.data.sample_photos import sample_photo_paths
 
+log = logging.getLogger(__name__)
+
 Degradation = Callable[[torch.Tensor], torch.Tensor]
+
+
+class LoaderPosition:
+    """Where the training stream is: ``epoch`` (passes started) and ``consumed`` (batches of that pass that
+    reached the training step; counted by the DataModule, so batches the loop prefetched but did not train on
+    are not counted). A pending position from a checkpoint is replayed by the next pass."""
+
+    def __init__(self) -> None:
+        self.epoch, self.consumed = -1, 0
+        self._pending: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "consumed": self.consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._pending = (int(state["epoch"]), int(state["consumed"]))
+
+    def start_pass(self) -> tuple[int, int]:
+        """-> (epoch of the pass starting now, batches to skip)."""
+        if self._pending is not None:
+            (self.epoch, self.consumed), self._pending = self._pending, None
+        else:
+            self.epoch, self.consumed = self.epoch + 1, 0
+        return max(self.epoch, 0), self.consumed
+
+
+class ResumableLoader(DataLoader):
+    """The training ``DataLoader``, resumable mid-epoch (Lightning saves ``state_dict()`` in checkpoints).
+
+    Pass ``e`` shuffles with a generator seeded by ``(seed, e)`` (the same order on every run; under DDP,
+    Lightning's ``DistributedSampler`` orders by its own seed and the epoch) and tells the data set the epoch,
+    whose items then draw their crops from ``(seed, e, index)``. A resumed pass replays its order and skips the
+    batches already trained on (they are loaded and dropped: loading time, no training).
+    """
+
+    def __init__(self, dataset, *, seed: int = 0, position: LoaderPosition | None = None, **kwargs) -> None:
+        self.seed = int(seed)
+        self.position = position if position is not None else LoaderPosition()
+        # the order has its own generator: DataLoader's `generator` also seeds worker processes, but only when
+        # they start (once, with persistent workers), which would shift the order's stream on a resumed run
+        self.order_generator = torch.Generator()
+        if kwargs.pop("shuffle", False) and kwargs.get("sampler") is None and kwargs.get("batch_sampler") is None:
+            kwargs["sampler"] = RandomSampler(dataset, generator=self.order_generator)
+        super().__init__(dataset, **kwargs)
+
+    def __iter__(self):
+        epoch, skip = self.position.start_pass()
+        self.order_generator.manual_seed(_mix(self.seed, epoch))
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        iterator = super().__iter__()
+        for _ in range(skip):
+            next(iterator)
+        return iterator
+
+    def state_dict(self) -> dict:
+        return self.position.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position.load_state_dict(state)
+
+
+def _mix(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1, dtype=np.uint64)[0])
 
 
 def _require_images(folder: str | Path, key: str, layout: str) -> list[Path]:
@@ -76,7 +144,9 @@ class SRDataModule(L.LightningDataModule):
         if patch_size % scale and not self.train_scales:
             raise ValueError(f"data.patch_size={patch_size} must be a multiple of scale={scale}")
         self.scale = scale
-        self._scale_rng = random.Random(torch.initial_seed())  # follows seed_everything
+        self.seed = int(torch.initial_seed())  # follows seed_everything: crops, shuffling, multi-scale draws
+        self._scale_rng = random.Random(self.seed)
+        self.position = LoaderPosition()
         self.degradation = degradation
         self.patch_size = patch_size
         self.batch_size = batch_size
@@ -111,6 +181,8 @@ class SRDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self.build_train_set()
+            if hasattr(self.train_set, "seed_items"):
+                self.train_set.seed_items(self.seed)
         if self.val_set is None:
             hr, lr = self.val_files()
             if self.val_limit is not None:
@@ -119,8 +191,10 @@ class SRDataModule(L.LightningDataModule):
 
     # ---- loaders ------------------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
+        return ResumableLoader(
             self.train_set,
+            seed=self.seed,
+            position=self.position,
             batch_size=self.batch_size,
             shuffle=True,
             drop_last=True,
@@ -139,6 +213,8 @@ class SRDataModule(L.LightningDataModule):
         A degradation with ``degrade_batch(hr, training)`` (the random pipelines) returns a dict (``lr``, ``hr``
         and extras such as ``hr_usm``; a training-pair pool may swap pairs) that is merged into the batch;
         training batches are those without a ``name`` (validation items carry their file name)."""
+        if "name" not in batch:  # a training batch: the loader position advances
+            self.position.consumed += 1
         hr = batch["hr"]
         if hr.dtype == torch.uint8:
             hr = hr.float().div_(255.0)
@@ -162,6 +238,39 @@ class SRDataModule(L.LightningDataModule):
         else:
             batch["lr"] = self.degradation(hr, **kwargs)
         return batch
+
+
+# ---- resuming -----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Saved in checkpoints by Lightning: the multi-scale generator and the degradation's training stream
+        (generators, training-pair pool) of every process (gathered under DDP: each rank has its own). The loader
+        position is saved by Lightning through :class:`ResumableLoader`."""
+        degradation = getattr(self.degradation, "state_dict", None)
+        local = {"scale_rng": self._scale_rng.getstate(), "degradation": degradation() if degradation else None}
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            ranks: list = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(ranks, local)
+        else:
+            ranks = [local]
+        return {"ranks": ranks}
+
+    def load_state_dict(self, state: dict) -> None:
+        ranks = state.get("ranks") or []
+        rank = torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            else 0
+        if rank >= len(ranks):
+            log.warning("data: the checkpoint holds the random state of %d process(es), this is rank %d: it "
+                        "starts a fresh stream", len(ranks), rank)
+            return
+        local = ranks[rank]
+        self._scale_rng.setstate(_as_tuple(local["scale_rng"]))
+        if local.get("degradation") is not None and hasattr(self.degradation, "load_state_dict"):
+            self.degradation.load_state_dict(local["degradation"])
+
+
+def _as_tuple(state):
+    """random.Random states come back from checkpoints with lists where tuples were."""
+    return tuple(_as_tuple(s) for s in state) if isinstance(state, (list, tuple)) else state
 
 
 class SampleDataModule(SRDataModule):

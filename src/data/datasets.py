@@ -45,6 +45,25 @@ def augment(tensors: Sequence[torch.Tensor], generator: torch.Generator | None =
     return out
 
 
+class EpochSeeded:
+    """Per-item random draws for training sets: item ``index`` of epoch ``e`` takes its crop and flips from a
+    generator seeded by ``(seed, e, index)``, so a batch does not depend on which worker loaded it or on what
+    was drawn before (the loader can resume mid-epoch). The epoch lives in shared memory: the loader sets it in
+    the main process and persistent worker processes see it."""
+
+    def seed_items(self, seed: int = 0) -> None:
+        """Set the base seed of the per-item draws (and a fresh shared epoch counter at 0)."""
+        self.seed = int(seed)
+        self.epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch.fill_(int(epoch))
+
+    def item_generator(self, index: int) -> torch.Generator:
+        state = np.random.SeedSequence([self.seed & 0xFFFFFFFF, int(self.epoch) & 0xFFFFFFFF, int(index)])
+        return torch.Generator().manual_seed(int(state.generate_state(1, dtype=np.uint64)[0]))
+
+
 class _ImageStore:
     """Decodes images on demand, optionally keeping the decoded uint8 tensors in memory."""
 
@@ -72,7 +91,7 @@ def _image_size(path: Path) -> tuple[int, int]:
         return img.height, img.width
 
 
-class RandomPatchDataset(Dataset):
+class RandomPatchDataset(EpochSeeded, Dataset):
     """Random HR patches with flips and 90-degree rotations.
 
     Args:
@@ -115,6 +134,7 @@ class RandomPatchDataset(Dataset):
         self.patch_size = patch_size
         self.repeat = repeat
         self.augment = augment
+        self.seed_items()
 
     def __len__(self) -> int:
         return len(self.images) * self.repeat
@@ -123,15 +143,16 @@ class RandomPatchDataset(Dataset):
         img = self.images[index % len(self.images)]
         h, w = img.shape[-2:]
         p = self.patch_size
-        top = int(torch.randint(0, h - p + 1, ()))
-        left = int(torch.randint(0, w - p + 1, ()))
+        gen = self.item_generator(index)
+        top = int(torch.randint(0, h - p + 1, (), generator=gen))
+        left = int(torch.randint(0, w - p + 1, (), generator=gen))
         patch = img[:, top : top + p, left : left + p]
         if self.augment:
-            (patch,) = augment([patch])
+            (patch,) = augment([patch], gen)
         return {"hr": patch.contiguous()}
 
 
-class PairedPatchDataset(Dataset):
+class PairedPatchDataset(EpochSeeded, Dataset):
     """Aligned random patches from paired LR/HR files (LR given, so no degradation is applied).
 
     Item: ``{"lr": uint8 (3, p/scale, p/scale), "hr": uint8 (3, p, p)}`` with ``p = patch_size``.
@@ -162,6 +183,7 @@ class PairedPatchDataset(Dataset):
         self.lr_images = _ImageStore(lr_paths, cache)
         self.hr_images = _ImageStore(hr_paths, cache)
         self.patch_size, self.scale, self.repeat, self.augment = patch_size, scale, repeat, augment
+        self.seed_items()
 
     def __len__(self) -> int:
         return len(self.hr_images) * self.repeat
@@ -170,12 +192,13 @@ class PairedPatchDataset(Dataset):
         i = index % len(self.hr_images)
         lr, hr = self.lr_images[i], self.hr_images[i]
         lp, s = self.patch_size // self.scale, self.scale
-        top = int(torch.randint(0, lr.shape[-2] - lp + 1, ()))
-        left = int(torch.randint(0, lr.shape[-1] - lp + 1, ()))
+        gen = self.item_generator(index)
+        top = int(torch.randint(0, lr.shape[-2] - lp + 1, (), generator=gen))
+        left = int(torch.randint(0, lr.shape[-1] - lp + 1, (), generator=gen))
         lr_patch = lr[:, top : top + lp, left : left + lp]
         hr_patch = hr[:, top * s : (top + lp) * s, left * s : (left + lp) * s]
         if self.augment:
-            lr_patch, hr_patch = augment([lr_patch, hr_patch])
+            lr_patch, hr_patch = augment([lr_patch, hr_patch], gen)
         return {"lr": lr_patch.contiguous(), "hr": hr_patch.contiguous()}
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from src.degradations.numerics import to_device
+
 __all__ = ["filter2d", "reflect_pad", "separable_filter2d"]
 
 
@@ -59,19 +61,21 @@ def filter2d(img: torch.Tensor, kernel: torch.Tensor, trim: bool = True) -> torc
     k = kernel.shape[-1]
     if k % 2 != 1 or kernel.shape[-2] != k:
         raise ValueError(f"filter2d needs square odd kernels, got {tuple(kernel.shape)}")
-    kernel = kernel.to(device=img.device, dtype=img.dtype)
     if kernel.shape[0] == 1:
         kernel = kernel.expand(b, k, k)
     elif kernel.shape[0] != b:
         raise ValueError(f"filter2d: {kernel.shape[0]} kernels for a batch of {b}")
     img = img.contiguous()
     if not trim:
-        return _grouped_filter(img, kernel)
+        return _grouped_filter(img, to_device(kernel, img.device, img.dtype))
     half = k // 2
+    # the support is measured where the kernels are: on the CPU (the pipelines build them there) this needs
+    # no host-device synchronisation; kernels on the device cost one
     dist = torch.arange(k, device=kernel.device).sub(half).abs()
     reach = torch.maximum(dist.view(-1, 1), dist.view(1, -1))  # Chebyshev distance to the centre
     r = int(torch.where(kernel != 0, reach, torch.zeros_like(reach)).amax())
-    return _grouped_filter(img, kernel[:, half - r:half + r + 1, half - r:half + r + 1])
+    kernel = kernel[:, half - r:half + r + 1, half - r:half + r + 1]
+    return _grouped_filter(img, to_device(kernel, img.device, img.dtype))
 
 
 def _grouped_filter(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -99,8 +103,8 @@ def separable_filter2d(img: torch.Tensor, kernel_x: torch.Tensor, kernel_y: torc
     kernel_y = kernel_x if kernel_y is None else kernel_y
     b, c, h, w = img.shape
     n = b * c
-    kx = kernel_x.to(device=img.device, dtype=img.dtype).reshape(1, 1, 1, -1).expand(n, 1, 1, -1).contiguous()
-    ky = kernel_y.to(device=img.device, dtype=img.dtype).reshape(1, 1, -1, 1).expand(n, 1, -1, 1).contiguous()
+    kx = to_device(kernel_x, img.device, img.dtype).reshape(1, 1, 1, -1).expand(n, 1, 1, -1).contiguous()
+    ky = to_device(kernel_y, img.device, img.dtype).reshape(1, 1, -1, 1).expand(n, 1, -1, 1).contiguous()
     px, py = kx.shape[-1] // 2, ky.shape[-2] // 2
     planes = img.contiguous().reshape(1, n, h, w)  # depthwise layout: fast path on CPU
     out = F.conv2d(reflect_pad(planes, (px, px, 0, 0)), kx, groups=n)
@@ -127,7 +131,7 @@ def _column_matrix(kernel: tuple[float, ...], n: int, device: torch.device, dtyp
         weights = torch.tensor(kernel, dtype=torch.float64).view(1, -1).expand(n, k)
         matrix = torch.zeros(n, n, dtype=torch.float64)
         matrix.index_put_((rows.reshape(-1), cols.reshape(-1)), weights.reshape(-1), accumulate=True)
-        cached = matrix.to(device=device, dtype=dtype)
+        cached = to_device(matrix, device, dtype)
         if len(_MATRIX_CACHE) >= 32:
             _MATRIX_CACHE.pop(next(iter(_MATRIX_CACHE)))
         _MATRIX_CACHE[key] = cached

@@ -29,6 +29,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from src.degradations.numerics import cached_constant, to_device
+
 __all__ = ["jpeg", "quality_tables"]
 
 _LUMA = (
@@ -115,8 +117,8 @@ def jpeg(img: torch.Tensor, quality, chroma_subsampling: bool = True) -> torch.T
         q = q.expand(b)
     if q.numel() != b:
         raise ValueError(f"jpeg: {q.numel()} quality values for a batch of {b}")
-    luma_t, chroma_t = (t.to(device=img.device, dtype=dtype) for t in quality_tables(q))
-    dct = _dct_matrix(img.device, dtype)
+    luma_t, chroma_t = (to_device(t, img.device, dtype) for t in quality_tables(q.cpu()))
+    dct = cached_constant("jpeg_dct", lambda: _dct_matrix(torch.device("cpu"), torch.float64), img.device, dtype)
 
     sub = chroma_subsampling and c == 3
     mcu = 16 if sub else 8
@@ -126,7 +128,8 @@ def jpeg(img: torch.Tensor, quality, chroma_subsampling: bool = True) -> torch.T
     if c == 1:
         out = _code_plane(x[:, 0], luma_t, dct).unsqueeze(1)
     else:
-        to_ycc = torch.tensor(_RGB_TO_YCC, dtype=dtype, device=img.device)
+        to_ycc = cached_constant("jpeg_rgb_to_ycc", lambda: torch.tensor(_RGB_TO_YCC, dtype=torch.float64),
+                                 img.device, dtype)
         ycc = torch.einsum("ij,bjhw->bihw", to_ycc, x)
         y_plane = _code_plane(ycc[:, 0], luma_t, dct)
         chroma = ycc[:, 1:] + 128.0
@@ -138,7 +141,8 @@ def jpeg(img: torch.Tensor, quality, chroma_subsampling: bool = True) -> torch.T
         if sub:
             coded = F.interpolate(coded, scale_factor=2, mode="bilinear", align_corners=False)
         ycc = torch.cat([y_plane.unsqueeze(1), coded - 128.0], dim=1)
-        to_rgb = torch.tensor(_YCC_TO_RGB, dtype=dtype, device=img.device)
+        to_rgb = cached_constant("jpeg_ycc_to_rgb", lambda: torch.tensor(_YCC_TO_RGB, dtype=torch.float64),
+                                 img.device, dtype)
         out = torch.einsum("ij,bjhw->bihw", to_rgb, ycc)
     out = out[..., :h, :w].clamp(0, 255) / 255.0
     return out.to(img.dtype).contiguous()

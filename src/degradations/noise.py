@@ -10,12 +10,18 @@
 * ``add_*``: ``out = img + noise``, then ``clip`` to [0, 1] and/or ``rounds`` to 8-bit levels exactly as the
   reference (clip and round: ``clamp(round(out * 255), 0, 255) / 255``).
 
-Random fields come from ``generator``, which must live on the image's device (``None``: the global RNG).
+Random fields come from ``generator`` (``None``: the global RNG). Gaussian fields are drawn on the generator's
+device and moved to the image's (so a CPU generator gives the same numbers on every device); Poisson fields
+depend on the image and are drawn on its device, so ``generator`` must live there. Control decisions (is any
+sample gray?) are taken on the per-sample values where they are given: pass them as Python values or CPU
+tensors and no call here waits for the device.
 """
 
 from __future__ import annotations
 
 import torch
+
+from src.degradations.numerics import to_device
 
 __all__ = [
     "add_gaussian_noise",
@@ -30,7 +36,7 @@ _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision.transforms.functional.rgb_
 
 
 def _per_sample(value, b: int, ref: torch.Tensor) -> torch.Tensor:
-    t = torch.as_tensor(value, dtype=ref.dtype, device=ref.device).reshape(-1)
+    t = to_device(torch.as_tensor(value, dtype=ref.dtype), ref.device).reshape(-1)
     if t.numel() == 1:
         t = t.expand(b)
     if t.numel() != b:
@@ -38,9 +44,19 @@ def _per_sample(value, b: int, ref: torch.Tensor) -> torch.Tensor:
     return t.view(b, 1, 1, 1)
 
 
-def _per_sample_bool(value, b: int, device: torch.device) -> torch.Tensor:
-    t = torch.as_tensor(value, device=device).reshape(-1).bool()
-    return (t.expand(b) if t.numel() == 1 else t).view(b, 1, 1, 1)
+def _per_sample_bool(value, b: int, device: torch.device) -> tuple[torch.Tensor, bool, bool]:
+    """(mask (B, 1, 1, 1) on ``device``, any, all); any/all come from ``value`` where it lives (no sync for a
+    CPU value)."""
+    t = torch.as_tensor(value).reshape(-1).bool()
+    t = t.expand(b) if t.numel() == 1 else t
+    return to_device(t, device).view(b, 1, 1, 1), bool(t.any()), bool(t.all())
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """Standard normal field drawn on the generator's device, returned on ``like``'s device and dtype."""
+    if generator is None or generator.device == like.device:
+        return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
+    return to_device(torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device), like.device)
 
 
 def rgb_to_gray(img: torch.Tensor) -> torch.Tensor:
@@ -65,15 +81,16 @@ def clip_round(out: torch.Tensor, clip: bool = True, rounds: bool = False) -> to
 def gaussian_noise(
     img: torch.Tensor, sigma, gray=False, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Gaussian noise for a (B, C, H, W) batch; ``sigma`` (0-255 scale) and ``gray`` per sample or scalar."""
+    """Gaussian noise for a (B, C, H, W) batch; ``sigma`` (0-255 scale) and ``gray`` per sample or scalar.
+    ``generator`` may be a CPU generator for an image on another device (the field is drawn there and moved)."""
     b, c, h, w = img.shape
     sigma = _per_sample(sigma, b, img) / 255.0
-    gray = _per_sample_bool(gray, b, img.device)
+    gray, any_gray, all_gray = _per_sample_bool(gray, b, img.device)
     noise = None
-    if not bool(gray.all()):
-        noise = torch.randn(img.shape, generator=generator, dtype=img.dtype, device=img.device)
-    if bool(gray.any()):
-        field = torch.randn((b, 1, h, w), generator=generator, dtype=img.dtype, device=img.device)
+    if not all_gray:
+        noise = _randn(tuple(img.shape), generator, img)
+    if any_gray:
+        field = _randn((b, 1, h, w), generator, img)
         noise = field.expand(b, c, h, w) if noise is None else torch.where(gray, field, noise)
     return noise * sigma
 
@@ -99,11 +116,11 @@ def _poisson_field(img: torch.Tensor, generator: torch.Generator | None) -> torc
 def poisson_noise(img: torch.Tensor, scale=1.0, gray=False, generator: torch.Generator | None = None):
     """Poisson (shot) noise for a (B, C, H, W) batch; ``scale`` and ``gray`` per sample or scalar."""
     b, c, h, w = img.shape
-    gray = _per_sample_bool(gray, b, img.device)
+    gray, any_gray, all_gray = _per_sample_bool(gray, b, img.device)
     noise = None
-    if not bool(gray.all()):
+    if not all_gray:
         noise = _poisson_field(img, generator)
-    if bool(gray.any()):
+    if any_gray:
         field = _poisson_field(rgb_to_gray(img), generator).expand(b, c, h, w)
         noise = field if noise is None else torch.where(gray, field, noise)
     return noise * _per_sample(scale, b, img)

@@ -4,17 +4,30 @@ Every pipeline is callable, ``deg(hr) -> lr``; the random pipelines also have ``
 returning a dict with at least ``lr`` and ``hr`` (the DataModule merges it into the batch).
 
 Seeding: all random draws of :class:`ClassicalDegradation` and :class:`RealESRGANDegradation` come from
-``torch.Generator`` objects seeded from the constructor's ``seed`` -- per-sample parameters from a CPU generator
-(then moved to the device), noise fields and the pool shuffle from a generator on the batch's device. Training
-generators are created at the first training batch, seeded from ``(seed, rank)`` (the DDP rank, so that ranks
-draw different degradations) and then advance from batch to batch: the same seed gives the same sequence of LR
-batches on the CPU. ``training=False`` (validation, ``deg(hr)``) re-creates fresh generators on every call,
-seeded from ``seed`` and a fingerprint of the input: the same input always gives the same output, different
-validation images get different degradations, and the training stream is not disturbed.
+``torch.Generator`` objects seeded from the constructor's ``seed``. Per-sample parameters, blur kernels (built
+in float64 on the CPU), Gaussian noise fields and the pool shuffle come from a CPU generator and are moved to the
+batch's device, so they are the same numbers on the CPU and on a GPU; only Poisson fields (which depend on the
+image) are drawn by a generator on the batch's device, so Poisson-noised samples differ between device types
+(same parameters, same distribution). Training generators are created at the first training batch, seeded from
+``(seed, rank)`` (the DDP rank, so that ranks draw different degradations) and then advance from batch to batch:
+the same seed gives the same sequence of LR batches. ``training=False`` (validation, ``deg(hr)``) re-creates
+fresh generators on every call, seeded from ``seed`` and a fingerprint of the input: the same input always gives
+the same output, different validation images get different degradations, and the training stream is not
+disturbed.
+
+Resuming: ``state_dict()`` holds the training generators' states and the training-pair pool; a checkpoint
+stores it (see :class:`src.data.datamodules.SRDataModule`) so that a resumed run draws what the uninterrupted
+run would have drawn.
+
+GPUs: a training batch makes no host-device synchronisation (every control decision -- kernel supports, which
+samples get noise or JPEG -- is taken on CPU values; host-to-device copies are non-blocking), and convolutions
+and matmuls run in IEEE fp32 (TF32 off, :func:`src.degradations.numerics.exact_fp32`). Validation calls
+synchronise once (the content fingerprint).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
@@ -26,8 +39,11 @@ from src.degradations.filtering import filter2d
 from src.degradations.jpeg import jpeg
 from src.degradations.kernels import KERNEL_TYPES, random_blur_kernels, random_sinc_kernels
 from src.degradations.noise import clip_round, gaussian_noise, poisson_noise
+from src.degradations.numerics import autocast_off, exact_fp32, to_device
 from src.degradations.resize import imresize
 from src.degradations.sharpen import usm_sharp
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BicubicDegradation", "ClassicalDegradation", "RealESRGANDegradation", "TrainingPairPool"]
 
@@ -59,7 +75,7 @@ class BicubicDegradation:
         h, w = hr.shape[-2:]
         if h % scale or w % scale:
             raise ValueError(f"HR size {h}x{w} is not a multiple of the scale {scale}: modcrop the image first")
-        with torch.autocast(device_type=hr.device.type, enabled=False):
+        with autocast_off(hr.device), exact_fp32():
             lr = imresize(hr.float(), 1.0 / scale, antialiasing=self.antialiasing)
         if self.quantize:
             lr = (lr.clamp(0, 1) * 255.0).round() / 255.0
@@ -81,15 +97,27 @@ def _rank() -> int:
 
 
 class _Rng:
-    """A CPU generator for parameters and one on the batch's device for noise fields / the pool shuffle."""
+    """A CPU generator for parameters, kernels, Gaussian fields and the pool shuffle, and one on the batch's
+    device for Poisson fields (a CPU one for ``meta`` tensors: shape-only dry runs)."""
 
     def __init__(self, seed: int, device: torch.device) -> None:
         self.cpu = torch.Generator().manual_seed(_derive_seed(seed, 0))
         self.device = device
-        if device.type == "cpu":
+        if device.type in ("cpu", "meta"):
             self.dev = torch.Generator().manual_seed(_derive_seed(seed, 1))
         else:
             self.dev = torch.Generator(device=device).manual_seed(_derive_seed(seed, 1))
+
+    def state_dict(self) -> dict:
+        return {"cpu": self.cpu.get_state(), "dev": self.dev.get_state(), "device_type": self.device.type}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.cpu.set_state(state["cpu"])
+        if state["device_type"] == self.device.type:
+            self.dev.set_state(state["dev"])
+        else:  # a CUDA generator's state means nothing to a CPU one (and back): only Poisson fields change
+            log.warning("degradation: the checkpoint's Poisson-noise generator was on %s, this run is on %s; "
+                        "it is re-seeded", state["device_type"], self.device.type)
 
     def uniform(self, n: int, low: float, high: float) -> torch.Tensor:
         return torch.rand(n, generator=self.cpu, dtype=torch.float64) * (high - low) + low
@@ -176,14 +204,13 @@ def _add_noise(
     sigma = rng.uniform(b, *sigma_range)
     scale = rng.uniform(b, *poisson_range)
     gray = torch.rand(b, generator=rng.cpu, dtype=torch.float64) < gray_prob
-    dev = x.device
     noise = torch.zeros_like(x)
-    if bool(use_gaussian.any()):
+    if bool(use_gaussian.any()):  # CPU masks: no synchronisation
         s = torch.where(use_gaussian, sigma, torch.zeros_like(sigma))
-        noise = noise + gaussian_noise(x, s.to(dev, x.dtype), gray.to(dev), rng.dev)
+        noise = noise + gaussian_noise(x, s, gray, rng.cpu)
     if bool(use_poisson.any()):
         s = torch.where(use_poisson, scale, torch.zeros_like(scale))
-        noise = noise + poisson_noise(x, s.to(dev, x.dtype), gray.to(dev), rng.dev)
+        noise = noise + poisson_noise(x, s, gray, rng.dev)
     return clip_round(x + noise, clip=True, rounds=False)
 
 
@@ -192,13 +219,14 @@ def _jpeg_subset(x: torch.Tensor, rng: _Rng, quality_range: tuple[float, float],
     b = x.shape[0]
     quality = rng.uniform(b, *quality_range)
     x = torch.clamp(x, 0, 1)
-    if apply is None or bool(apply.all()):
-        return jpeg(x, quality.to(x.device))
+    if apply is None or bool(apply.all()):  # CPU mask and qualities: no synchronisation
+        return jpeg(x, quality)
     if not bool(apply.any()):
         return x
     idx = torch.nonzero(apply).view(-1)
+    idx_dev = to_device(idx, x.device)
     out = x.clone()
-    out[idx.to(x.device)] = jpeg(x[idx.to(x.device)], quality[idx].to(x.device))
+    out[idx_dev] = jpeg(x[idx_dev], quality[idx])
     return out
 
 
@@ -211,10 +239,11 @@ class _RandomDegradation:
         self.scale = int(scale)
         self.seed = int(seed)
         self._train_rng: _Rng | None = None
+        self._pending_rng: dict | None = None  # generator states from a checkpoint, applied at the next batch
 
     def __getstate__(self) -> dict:  # generators and pool tensors are not sent to spawned processes
         state = self.__dict__.copy()
-        state["_train_rng"] = None
+        state["_train_rng"] = state["_pending_rng"] = None
         if "pool" in state and state["pool"] is not None:
             state["pool"] = TrainingPairPool(state["pool"].size)
         return state
@@ -229,6 +258,9 @@ class _RandomDegradation:
             return _Rng(_derive_seed(self.seed, 0x5EED, fingerprint & 0xFFFFFFFF, fingerprint >> 32), device)
         if self._train_rng is None or self._train_rng.device != device:
             self._train_rng = _Rng(_derive_seed(self.seed, _rank()), device)
+            if self._pending_rng is not None:
+                self._train_rng.load_state_dict(self._pending_rng)
+                self._pending_rng = None
         return self._train_rng
 
     def __call__(self, hr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
@@ -248,8 +280,27 @@ class _RandomDegradation:
         hr = hr.float().div(255.0) if hr.dtype == torch.uint8 else hr.float()
         scale = self.scale if scale is None else int(scale)
         rng = self._rng(training, hr.device, hr)
-        with torch.no_grad(), torch.autocast(device_type=hr.device.type, enabled=False):
+        with torch.no_grad(), autocast_off(hr.device), exact_fp32():
             return self._degrade(hr.contiguous(), scale, rng, training)
+
+    # ---- resuming ----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The training stream's state: generator states (``None`` before the first training batch) and, for
+        pipelines with one, the training-pair pool (CPU tensors)."""
+        rng = self._train_rng.state_dict() if self._train_rng is not None else self._pending_rng
+        pool = getattr(self, "pool", None)
+        return {"seed": self.seed, "rng": rng, "pool": pool.state_dict() if pool is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the training stream of ``state`` (generators are re-created on the first training batch, on
+        that batch's device, then set to the saved states)."""
+        if int(state["seed"]) != self.seed:
+            log.warning("degradation: the checkpoint's seed %s differs from degradation.seed=%s; continuing the "
+                        "checkpoint's stream", state["seed"], self.seed)
+        self._train_rng, self._pending_rng = None, state["rng"]
+        pool = getattr(self, "pool", None)
+        if pool is not None and state.get("pool") is not None:
+            pool.load_state_dict(state["pool"])
 
     def _degrade(self, hr: torch.Tensor, scale: int, rng: _Rng, training: bool) -> dict:
         raise NotImplementedError
@@ -325,8 +376,8 @@ class ClassicalDegradation(_RandomDegradation):
             b, kernel_sizes=self.kernel_sizes, kernel_list=self.kernel_list, kernel_prob=self.kernel_prob,
             sigma_range=self.blur_sigma, betag_range=self.betag_range, betap_range=self.betap_range,
             sinc_prob=self.sinc_prob, blur_prob=self.blur_prob, pad_to=max(self.kernel_sizes),
-            generator=rng.cpu, device=hr.device,
-        )
+            generator=rng.cpu,
+        )  # built on the CPU: the same kernels on every device, moved by filter2d
         out = filter2d(hr, kernels)
         mode = self.resize_modes[rng.choice(self.resize_prob)]
         out = _resize(out, mode, size=(h // scale, w // scale))
@@ -360,6 +411,20 @@ class TrainingPairPool:
         self.store: dict[str, torch.Tensor] | None = None
         self.count = 0
 
+    def state_dict(self) -> dict:
+        """The pool's pairs (CPU copies) and fill count; e.g. 180 x (3x64² + 2 x 3x256²) fp32 = 290 MB for the
+        Real-ESRGAN x4 recipe."""
+        store = {k: v.cpu() for k, v in self.store.items()} if self.store is not None else None
+        return {"size": self.size, "count": self.count, "store": store}
+
+    def load_state_dict(self, state: dict) -> None:
+        if int(state["size"]) != self.size:
+            log.warning("degradation: the checkpoint's pool holds %s pairs, degradation.queue_size=%s; it starts "
+                        "empty", state["size"], self.size)
+            self.store, self.count = None, 0
+            return
+        self.store, self.count = state["store"], int(state["count"])
+
     def _compatible(self, batch: dict[str, torch.Tensor]) -> bool:
         return (
             self.store is not None
@@ -372,6 +437,9 @@ class TrainingPairPool:
         b = next(iter(batch.values())).shape[0]
         if self.size == 0 or b > self.size:
             return batch
+        device = next(iter(batch.values())).device
+        if self.store is not None and next(iter(self.store.values())).device != device:  # restored on the CPU
+            self.store = {k: to_device(v, device) for k, v in self.store.items()}
         if not self._compatible(batch):
             self.store = {k: v.new_zeros((self.size, *v.shape[1:])) for k, v in batch.items()}
             self.count = 0
@@ -382,7 +450,7 @@ class TrainingPairPool:
             self.count += n
             return batch
         device = next(iter(batch.values())).device
-        idx = torch.randperm(self.size, generator=generator, device=generator.device)[:b].to(device)
+        idx = to_device(torch.randperm(self.size, generator=generator, device=generator.device)[:b], device)
         out = {}
         for k, v in batch.items():
             out[k] = self.store[k][idx].clone()
@@ -501,8 +569,8 @@ class RealESRGANDegradation(_RandomDegradation):
         return random_blur_kernels(
             b, kernel_sizes=self.kernel_sizes, kernel_list=rnd["kernel_list"], kernel_prob=rnd["kernel_prob"],
             sigma_range=rnd["blur_sigma"], betag_range=rnd["betag_range"], betap_range=rnd["betap_range"],
-            sinc_prob=rnd["sinc_prob"], blur_prob=rnd["blur_prob"], pad_to=21, generator=rng.cpu, device=device,
-        )
+            sinc_prob=rnd["sinc_prob"], blur_prob=rnd["blur_prob"], pad_to=21, generator=rng.cpu,
+        )  # built on the CPU (same on every device); filter2d moves them
 
     def _noise(self, x: torch.Tensor, rnd: dict, rng: _Rng) -> torch.Tensor:
         b = x.shape[0]
@@ -520,7 +588,7 @@ class RealESRGANDegradation(_RandomDegradation):
         k1 = self._kernels(b, first, rng, hr.device)
         k2 = self._kernels(b, second, rng, hr.device)
         sinc = random_sinc_kernels(b, prob=self.final_sinc_prob, kernel_sizes=self.kernel_sizes, pad_to=21,
-                                   generator=rng.cpu, device=hr.device)
+                                   generator=rng.cpu)
 
         # first degradation
         out = filter2d(hr_usm if self.sharpen_input else hr, k1)
@@ -551,7 +619,7 @@ class RealESRGANDegradation(_RandomDegradation):
         if self.crop_size is not None:
             result = self._crop(result, scale, rng)
         if training:
-            result = self.pool(result, rng.dev)
+            result = self.pool(result, rng.cpu)
         return result
 
     def _crop(self, pair: dict, scale: int, rng: _Rng) -> dict:

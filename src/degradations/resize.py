@@ -39,6 +39,8 @@ from typing import Literal
 
 import torch
 
+from src.degradations.numerics import to_device
+
 __all__ = ["contributions", "imresize", "modcrop", "resize_weights"]
 
 Boundary = Literal["symmetric", "replicate"]
@@ -128,9 +130,8 @@ def resize_weights(
     key = (in_length, out_length, float(scale), bool(antialiasing), boundary, device, dtype)
     cached = _DEVICE_CACHE.get(key)
     if cached is None:
-        cached = _weights_cpu64(in_length, out_length, float(scale), bool(antialiasing), boundary).to(
-            device=device, dtype=dtype
-        )
+        cached = to_device(_weights_cpu64(in_length, out_length, float(scale), bool(antialiasing), boundary),
+                           device, dtype)
         if len(_DEVICE_CACHE) >= _DEVICE_CACHE_MAX:
             _DEVICE_CACHE.pop(next(iter(_DEVICE_CACHE)))
         _DEVICE_CACHE[key] = cached

@@ -1,0 +1,97 @@
+"""The degradation path makes no host-device synchronisation and runs in IEEE fp32.
+
+A GPU is not needed to check the first claim: the pipelines run on ``meta`` tensors (shapes only, no data), and a
+dispatch mode records every op that would wait for a device: reading a device value on the host
+(``.item()`` / ``bool()`` / ``int()``, i.e. ``aten._local_scalar_dense``), device-to-host copies and blocking
+host-to-device copies. A control decision taken on device data could not even run on ``meta``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from src.degradations.filtering import filter2d
+from src.degradations.pipelines import BicubicDegradation, ClassicalDegradation, RealESRGANDegradation
+
+aten = torch.ops.aten
+
+
+class SyncSpy(TorchDispatchMode):
+    """Records the ops that synchronise with a (here: ``meta``) device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if func is aten._local_scalar_dense.default and tensors[0].device.type == "meta":
+            self.events.append("host read of a device value")
+            return func(torch.zeros((), dtype=tensors[0].dtype))
+        if func is aten._to_copy.default and kwargs.get("device") is not None:
+            src, dst = tensors[0].device.type, torch.device(kwargs["device"]).type
+            if src == "cpu" and dst == "meta" and not kwargs.get("non_blocking", False):
+                self.events.append(f"blocking host-to-device copy {tuple(tensors[0].shape)}")
+            if src == "meta" and dst == "cpu":
+                self.events.append("device-to-host copy")
+        into_device = func is aten.copy_.default and (tensors[0].device.type, tensors[1].device.type) == ("meta", "cpu")
+        if into_device and not (len(args) > 2 and args[2]) and not kwargs.get("non_blocking", False):
+            self.events.append("blocking copy_ into a device tensor")
+        return func(*args, **kwargs)
+
+
+def test_the_spy_sees_syncs():
+    spy = SyncSpy()
+    with spy:
+        bool(torch.empty(3, device="meta").any())
+        torch.zeros(3).to("meta")
+        filter2d(torch.empty(1, 3, 16, 16, device="meta"), torch.ones(1, 5, 5, device="meta"))  # device kernels
+    assert len(spy.events) == 3
+
+
+@pytest.mark.parametrize("make", [
+    lambda: RealESRGANDegradation(scale=4, seed=1, queue_size=4),
+    lambda: RealESRGANDegradation(scale=4, seed=2, queue_size=0, crop_size=32, final_sinc_prob=1.0),
+    lambda: ClassicalDegradation(scale=4, seed=1, sinc_prob=0.5, jpeg_prob=0.5, noise_prob=0.7),
+    lambda: ClassicalDegradation(scale=2, seed=3, resize_modes=["matlab_bicubic"], gaussian_noise_prob=0.0),
+])
+def test_training_batches_make_no_host_device_sync(make):
+    degradation = make()
+    hr = torch.empty(2, 3, 64, 64, device="meta")
+    spy = SyncSpy()
+    with spy:
+        for _ in range(4):  # fills the pool (4 pairs), then swaps with it
+            out = degradation.degrade_batch(hr, training=True)
+    assert spy.events == []
+    assert out["lr"].device.type == "meta" and out["lr"].shape[0] == 2
+
+
+def test_bicubic_degradation_makes_no_sync():
+    spy = SyncSpy()
+    with spy:
+        lr = BicubicDegradation(4)(torch.empty(2, 3, 64, 64, device="meta"))
+    assert spy.events == [] and tuple(lr.shape) == (2, 3, 16, 16)
+
+
+def test_degradations_run_with_tf32_off_and_restore_the_settings(monkeypatch):
+    import src.degradations.pipelines as pipelines
+
+    seen = []
+    original = pipelines.filter2d
+
+    def spy_filter(*args, **kwargs):
+        seen.append((torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipelines, "filter2d", spy_filter)
+    before = (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    torch.backends.cudnn.conv.fp32_precision = "tf32"  # what Ampere users typically run with
+    try:
+        ClassicalDegradation(scale=2, seed=0).degrade_batch(torch.rand(1, 3, 16, 16))
+        assert seen and all(s == ("ieee", "ieee") for s in seen)
+        assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    finally:
+        torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = before

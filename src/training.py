@@ -149,12 +149,15 @@ def train(cfg: DictConfig) -> float | None:
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_score if checkpoint is not None else None
     if trainer.is_global_zero and cfg.report.enabled:
-        _final_report(cfg, method, datamodule, degradation, checkpoint, out)
+        _final_report(cfg, method, datamodule, degradation, checkpoint, out, trainer.strategy.root_device)
     return float(best) if best is not None and math.isfinite(float(best)) else None
 
 
-def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path) -> None:
-    """Reload the best weights and print the held-out table next to bicubic (rank 0 only)."""
+def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
+                  device: torch.device | str = "cpu") -> None:
+    """Reload the best weights and print the held-out table next to bicubic (rank 0 only), on the training
+    ``device``: the held-out LR images are then degraded on the device validation used, and the numbers equal
+    the last ``val/*`` of the same weights."""
     if checkpoint is not None and checkpoint.best_model_path:
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         method.load_state_dict(state)
@@ -165,6 +168,7 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path) -
     ema = method.sr_ema.net.state_dict() if getattr(method, "sr_ema", None) is not None else None
     exported = export_basicsr(method.net.state_dict(), out / "checkpoints" / "best_basicsr.pth", ema)
     log.info("BasicSR-format weights ({params, params_ema}) of the %s: %s", which, exported)
+    method = method.to(device)
     datamodule.setup("validate")
     items = [datamodule.val_set[i] for i in range(len(datamodule.val_set))]
     summary, table = heldout_report(
@@ -178,6 +182,7 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path) -
         suite=build_metric_suite(cfg.metrics),
         panel_images=cfg.report.panel_images,
         crop=cfg.report.crop,
+        device=device,
     )
     _log_heldout(method, summary, cfg.model.name)
     print(f"\nHeld-out PSNR / SSIM (Y, {cfg.scale} px shaved) of the {which}, x{cfg.scale}:\n{table}")

@@ -32,7 +32,7 @@ import src.config  # noqa: E402,F401  (resolvers)
 
 MODELS = [
     "srcnn", "fsrcnn", "espcn", "vdsr", "edsr_baseline", "edsr", "rcan", "rdn", "msrresnet", "srresnet", "rrdb",
-    "srvgg_compact",
+    "srvgg_compact", "carn", "carn_m", "imdn", "lapsrn", "mslapsrn", "wdsr_a", "wdsr_b", "drrn",
 ]
 HR_SIZE = 256
 SCALE = 4

@@ -4,7 +4,9 @@ TPAMI 2018).
 
 Both progressively upsample by x2 per pyramid level. A feature-extraction branch (3x3 convs with LeakyReLU 0.2
 and a stride-2 transposed conv per level) predicts a residual image at each level, which is added to the
-image-reconstruction branch (a 4x4 stride-2 transposed conv, initialised with the bilinear kernel, per level).
+image-reconstruction branch (a 4x4 stride-2 transposed conv, initialised with the bilinear kernel as in the
+papers and the official code, per level; a bicubic kernel does not fit: at stride 2 it needs 4 taps per output
+phase, i.e. an 8x8 transposed conv).
 Every level's image is an output: in training mode the networks return the list of all levels (x2, x4, …) so
 that the loss supervises each of them (Charbonnier at every level, as in the papers); in eval mode only the
 last one. Y channel (one channel in and out) in [0, 1], as the official MatConvNet models.

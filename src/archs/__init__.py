@@ -14,6 +14,7 @@ from src.archs.rrdbnet import RRDBNet
 from src.archs.srcnn import SRCNN
 from src.archs.srresnet import MSRResNet, SRResNet
 from src.archs.srvgg import SRVGGNetCompact
+from src.archs.stylegan2 import StyleGAN2Generator
 from src.archs.vdsr import VDSR
 from src.archs.vgg import VGGFeatureExtractor
 from src.archs.wdsr import WDSRA, WDSRB
@@ -39,6 +40,7 @@ __all__ = [
     "SRResNet",
     "SRGANDiscriminator",
     "SRVGGNetCompact",
+    "StyleGAN2Generator",
     "UNetDiscriminatorSN",
     "VGGFeatureExtractor",
     "VGGStyleDiscriminator",

@@ -1,6 +1,7 @@
 """Pure ``nn.Module`` super-resolution architectures (no Lightning, Hydra or losses in here)."""
 
 from src.archs.carn import CARN, CARNM
+from src.archs.dcgan import DCGANGenerator
 from src.archs.discriminators import SRGANDiscriminator, UNetDiscriminatorSN, VGGStyleDiscriminator
 from src.archs.drrn import DRRN
 from src.archs.edsr import EDSR
@@ -22,6 +23,7 @@ from src.archs.wdsr import WDSRA, WDSRB
 __all__ = [
     "CARN",
     "CARNM",
+    "DCGANGenerator",
     "DRRN",
     "IMDN",
     "LapSRN",

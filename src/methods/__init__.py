@@ -2,6 +2,7 @@
 
 from src.methods.adversarial import AdversarialSR
 from src.methods.bicubic import BicubicSR
+from src.methods.pulse import PULSESR
 from src.methods.supervised import SupervisedSR
 
-__all__ = ["AdversarialSR", "BicubicSR", "SupervisedSR"]
+__all__ = ["AdversarialSR", "BicubicSR", "PULSESR", "SupervisedSR"]

@@ -1,17 +1,23 @@
-"""Lightning callbacks that are not part of a method: image panels logged during validation."""
+"""Lightning callbacks that are not part of a method: image panels logged during validation, epoch timing, the
+step-based progress bar."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
 from src.degradations import imresize
 from src.evaluation.panels import comparison_panel, detailed_crop
 from src.evaluation.report import nearest_upscale
+
+log = logging.getLogger(__name__)
 
 
 class ValidationPanels(Callback):
@@ -85,3 +91,156 @@ class EpochTimer(Callback):
         images = self._batches * self._batch_size * trainer.world_size
         pl_module.log("train/epoch_time_s", seconds, sync_dist=True)
         pl_module.log("train/images_per_s", images / max(seconds, 1e-9), sync_dist=True)
+
+
+class NetworkSummary(ModelSummary):
+    """Replaces Lightning's model summary (whose FLOPs column reads 0 without an ``example_input_array``, which our
+    DataModule's batch hook cannot take): parameters per top-level module and the network's FLOPs on a 64x64
+    RGB LR image (``src.metrics.efficiency.count_flops``; 1 multiply-add = 2 FLOPs)."""
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        from src.metrics.efficiency import count_flops, count_parameters
+
+        rows = [(name, type(module).__name__, count_parameters(module)) for name, module in pl_module.named_children()]
+        width = max((len(n) for n, _, _ in rows), default=4)
+        lines = [f"  {n:<{width}}  {t:<20} {get_human_readable_count(p):>8} params" for n, t, p in rows]
+        trainable = count_parameters(pl_module, trainable_only=True)
+        flops = ""
+        sr = getattr(pl_module, "sr", None)
+        if isinstance(sr, torch.nn.Module):
+            was_training = sr.training
+            sr.eval()
+            x = torch.zeros(1, 3, 64, 64, device=pl_module.device)
+            with torch.no_grad():
+                flops = f", {count_flops(sr, x) / 1e9:.2f} GFLOPs per 64x64 LR image"
+            sr.train(was_training)
+        log.info("%s: %s trainable parameters%s\n%s", type(pl_module).__name__,
+                 get_human_readable_count(trainable), flops, "\n".join(lines))
+
+
+class StepProgressBar(ProgressBar):
+    """The training progress as optimizer steps done / ``trainer.max_steps`` with elapsed time and the ETA of the
+    whole run (Lightning's bars count epochs, which are meaningless for step budgets: ``Epoch 107/-2``).
+
+    On a terminal: a live bar (rich) with the latest logged values and a validation bar below it. Piped to a file
+    (SLURM logs): one plain line at every tenth of the run and at the end, never terminal control codes."""
+
+    def __init__(self, lines: int = 10) -> None:
+        super().__init__()
+        self._enabled = True
+        self.lines = lines
+        self._progress = None
+        self._train_task = None
+        self._val_task = None
+        self._start = 0.0
+        self._start_step = 0
+        self._next_line = 0
+
+    # ---- ProgressBar API
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    def print(self, *args, **kwargs) -> None:
+        if self._progress is not None:
+            self._progress.console.print(*args, **kwargs)
+        else:
+            print(*args, **kwargs)
+
+    # ---- helpers
+    def _metrics_text(self, trainer: Trainer, pl_module: LightningModule) -> str:
+        items = []
+        for key, value in self.get_metrics(trainer, pl_module).items():
+            if key == "v_num":
+                continue
+            if isinstance(value, torch.Tensor):
+                value = value.item()
+            items.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+        return "  ".join(items)
+
+    def _eta(self, done: int, total: int) -> tuple[float, float | None]:
+        elapsed = time.perf_counter() - self._start
+        rate_steps = done - self._start_step
+        eta = elapsed / rate_steps * (total - done) if rate_steps > 0 else None
+        return elapsed, eta
+
+    @staticmethod
+    def _clock(seconds: float | None) -> str:
+        if seconds is None:
+            return "?"
+        seconds = int(round(seconds))
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+    # ---- hooks
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not (self._enabled and trainer.is_global_zero):
+            return
+        import sys
+
+        self._start, self._start_step = time.perf_counter(), trainer.global_step
+        total = trainer.max_steps
+        self._next_line = trainer.global_step + max(1, total // self.lines)
+        if sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
+            )
+            self._progress.start()
+            self._train_task = self._progress.add_task("training", total=total, completed=trainer.global_step,
+                                                       metrics="")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not (self._enabled and trainer.is_global_zero):
+            return
+        done, total = trainer.global_step, trainer.max_steps
+        if self._progress is not None:
+            self._progress.update(self._train_task, completed=done, metrics=self._metrics_text(trainer, pl_module))
+        elif done >= self._next_line or done >= total:
+            self._next_line = done + max(1, total // self.lines)
+            elapsed, eta = self._eta(done, total)
+            print(f"step {done}/{total} ({100 * done / total:.0f}%)  elapsed {self._clock(elapsed)}  "
+                  f"eta {self._clock(eta)}  {self._metrics_text(trainer, pl_module)}".rstrip(), flush=True)
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._enabled and self._progress is not None and trainer.is_global_zero:
+            counts = [float(n) for n in trainer.num_val_batches]
+            total = int(sum(counts)) if counts and all(n < float("inf") for n in counts) else None
+            self._val_task = self._progress.add_task("validating", total=total, metrics="")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self._val_task is not None and self._progress is not None:
+            self._progress.advance(self._val_task)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._val_task is not None and self._progress is not None:
+            self._progress.remove_task(self._val_task)
+        self._val_task = None
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._progress is not None:
+            self._progress.update(self._train_task, completed=trainer.global_step,
+                                  metrics=self._metrics_text(trainer, pl_module))
+            self._progress.stop()
+            self._progress = None
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

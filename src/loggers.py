@@ -51,14 +51,42 @@ def wandb_logger(
     """Lightning's WandbLogger, offline unless W&B is configured for this user (see ``resolve_wandb_mode``)."""
     resolved = resolve_wandb_mode(mode)
     log.info("W&B mode: %s%s", resolved, " (sync later with `wandb sync`)" if resolved == "offline" else "")
+    init = {"project": project, "name": name, "dir": save_dir, "mode": resolved, "entity": entity, "group": group,
+            "tags": list(tags or [])}
     return WandbLogger(
-        project=project,
-        name=name,
+        **{k: v for k, v in init.items() if k not in ("dir", "mode")},
         save_dir=save_dir,
         mode=resolved,
         offline=resolved == "offline",
-        entity=entity,
-        group=group,
-        tags=list(tags or []),
         log_model=log_model,
+        experiment=_start_run(init),
     )
+
+
+def _start_run(init: dict):
+    """The W&B run of this process when it is rank 0 (other ranks: ``None``, Lightning gives them a dummy).
+
+    Started here rather than by Lightning because Lightning passes W&B's deprecated ``anonymous`` setting, which
+    prints a warning on every run; the x-axis definitions are Lightning's."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return None
+    import wandb
+
+    if wandb.run is not None:  # a run left open by an earlier job of this process (multirun)
+        wandb.run.finish()
+    # quiet: no run-history block and no ANSI-coloured footer in the console; src.train prints the sync command
+    run = wandb.init(**init, resume="allow", settings=wandb.Settings(quiet=True))
+    run.define_metric("trainer/global_step")
+    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+    return run
+
+
+def finish_wandb(loggers: list) -> None:
+    """Close the W&B runs of ``loggers`` (writes W&B's summary now instead of at interpreter exit)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            experiment = logger.experiment
+            if hasattr(experiment, "finish"):
+                experiment.finish()

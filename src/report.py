@@ -19,4 +19,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from src.completion import handle_shell_completion
+
+    handle_shell_completion("src.report")
     main()

@@ -18,4 +18,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from src.completion import handle_shell_completion
+
+    handle_shell_completion("src.train")
     main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from src.callbacks import EpochTimer, ValidationPanels
+from src.callbacks import EpochTimer, NetworkSummary, StepProgressBar, ValidationPanels
 from src.checkpoints import check_resume_checkpoint, export_basicsr
 from src.config import ConfigError, validate
 from src.evaluation.heldout import heldout_report
 from src.evaluation.metric_suite import build_metric_suite
+from src.loggers import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +39,36 @@ def run_dir() -> Path:
         return Path.cwd()
 
 
+class _DropAdvertisement(logging.Filter):
+    """Lightning's tip to install its cloud logger (litlogger) at every Trainer construction, and its note that
+    our model summary replaces its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "litlogger" not in message and "Skipping setting a default `ModelSummary`" not in message
+
+
 def _route_lightning_logs() -> None:
-    """Lightning adds its own console handler; drop it so each message is printed once (by Hydra's
-    handler, which also writes it to the run folder's log file)."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    """Lightning adds its own console handlers (``lightning``: ``INFO: …``; ``lightning.pytorch`` /
+    ``lightning.fabric`` when no root handler exists); drop them so each message is printed once (by Hydra's
+    handler, which also writes it to the run folder's log file), and drop Lightning's litlogger advertisement.
+    Warnings that do not apply to step-budget runs are silenced (see :func:`_quiet_inapplicable_warnings`)."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdvertisement) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropAdvertisement())
+    _quiet_inapplicable_warnings()
+
+
+def _quiet_inapplicable_warnings() -> None:
+    """Lightning warns when an epoch has fewer batches than ``log_every_n_steps``, but it logs by global step
+    (counted across epochs), so short epochs (the sample data: 28 batches) lose nothing; and its model-summary
+    code uses a torch pytree API that torch deprecated (nothing a user can change)."""
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def _share_cpu_between_processes(trainer_cfg: DictConfig) -> None:
@@ -103,9 +128,9 @@ def build_callbacks(cfg: DictConfig, val_name: str, has_loggers: bool) -> list[C
     if has_loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.get("enable_progress_bar", True):
-        from lightning.pytorch.callbacks import RichProgressBar
-
-        callbacks.append(RichProgressBar())
+        callbacks.append(StepProgressBar())
+    if cfg.trainer.get("enable_model_summary", True):
+        callbacks.append(NetworkSummary())
     return callbacks
 
 
@@ -150,6 +175,7 @@ def train(cfg: DictConfig) -> float | None:
     best = checkpoint.best_model_score if checkpoint is not None else None
     if trainer.is_global_zero and cfg.report.enabled:
         _final_report(cfg, method, datamodule, degradation, checkpoint, out, trainer.strategy.root_device)
+    finish_wandb(loggers)
     return float(best) if best is not None and math.isfinite(float(best)) else None
 
 
@@ -186,8 +212,25 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
     )
     _log_heldout(method, summary, cfg.model.name)
     print(f"\nHeld-out PSNR / SSIM (Y, {cfg.scale} px shaved) of the {which}, x{cfg.scale}:\n{table}")
-    print(f"\nRun folder: {out}\n  results.csv, per_image.csv, comparison.png, csv/metrics.csv,\n"
-          "  checkpoints/ (best.ckpt, last.ckpt, best_basicsr.pth for BasicSR / Real-ESRGAN / chaiNNer)")
+    print("\n" + run_folder_summary(out))
+
+
+def run_folder_summary(out: Path) -> str:
+    """What a finished run left in ``out``, listing only files that exist (a ``fast_dev_run`` writes no
+    checkpoint), and the command that uploads an offline W&B run."""
+    names = ["results.csv", "per_image.csv", "comparison.png", "csv/metrics.csv", "tensorboard"]
+    present = [n for n in names if (out / n).exists()]
+    ckpts = sorted(p.name for p in (out / "checkpoints").glob("*") if p.is_file())  # no folder: nothing
+    lines = [f"Run folder: {out}"]
+    if present:
+        lines.append("  " + ", ".join(present))
+    if ckpts:
+        note = " (best_basicsr.pth: for BasicSR / Real-ESRGAN / chaiNNer)" if "best_basicsr.pth" in ckpts else ""
+        lines.append(f"  checkpoints/: {', '.join(ckpts)}{note}")
+    offline = sorted((out / "wandb").glob("offline-run-*"))
+    if offline:
+        lines.append(f"  W&B offline run; upload with: wandb sync {offline[-1]}")
+    return "\n".join(lines)
 
 
 def _log_heldout(method, summary: list, method_name: str) -> None:

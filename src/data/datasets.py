@@ -24,8 +24,8 @@ def load_uint8_rgb(path: Path) -> torch.Tensor:
     ~40% faster decoding); other modes (16-bit, RGBA, palette …) go through :func:`load_image`."""
     with Image.open(path) as img:
         if img.mode in ("RGB", "L"):
-            arr = np.asarray(img)
-            tensor = torch.from_numpy(np.ascontiguousarray(arr))
+            arr = np.array(img)  # a writable copy (np.asarray of a PIL image is read-only)
+            tensor = torch.from_numpy(arr)
             return tensor.expand(3, -1, -1).contiguous() if arr.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
     return _as_uint8(load_image(path, channels=3))
 

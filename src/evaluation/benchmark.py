@@ -8,6 +8,7 @@ Layout (any set name works: Set5, Set14, BSD100, Urban100, Manga109, your own)::
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ class BenchmarkImage:
     hr: torch.Tensor
     lr: torch.Tensor
     lr_source: str
+
+log = logging.getLogger(__name__)
 
 
 def generate_lr(hr: torch.Tensor, scale: int, matlab: str = "current") -> torch.Tensor:
@@ -103,18 +106,27 @@ def score_set(
     suite: MetricSuite | None = None,
     device: torch.device | str = "cpu",
     keep_outputs: set[str] | None = None,
+    progress: bool = False,
 ) -> tuple[list[ImageScore], dict[str, torch.Tensor]]:
     """Run ``model`` (LR (1, 3, h, w) -> SR (1, 3, sh, sw), floats in [0, 1]) on every image and score it
     with ``suite`` (PSNR/SSIM on Y with MATLAB rounding by default).
 
     Gray images are fed as 3 equal channels and scored on gray values. Each image's inference wall time
     (after one warm-up call, CUDA-synchronised) is recorded as ``seconds``. Returns the per-image scores and the
-    SR outputs (C, H, W, on the CPU) of the images named in ``keep_outputs``.
+    SR outputs (C, H, W, on the CPU) of the images named in ``keep_outputs``. ``progress``: a bar on a terminal
+    and, on any console, one log line per set with its time.
     """
     suite = suite or MetricSuite()
     scores, kept = [], {}
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-    for index, img in enumerate(images):
+    started = time.perf_counter()
+    items = enumerate(images)
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, total=len(images), desc=f"{method} {set_name} x{scale}", unit="img", leave=False,
+                     disable=None)  # None: only on a terminal
+    for index, img in items:
         lr = img.lr.unsqueeze(0).to(device)
         if lr.shape[1] == 1:
             lr = lr.expand(-1, 3, -1, -1)
@@ -136,4 +148,6 @@ def score_set(
         scores.append(ImageScore(method, set_name, scale, img.name, values))
         if keep_outputs and img.name in keep_outputs:
             kept[img.name] = sr
+    if progress:
+        log.info("%s %s x%d: %d images in %.1f s", method, set_name, scale, len(images), time.perf_counter() - started)
     return scores, kept

@@ -97,7 +97,8 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
             images = load_benchmark_set(
                 cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab
             )
-            set_scores, kept = score_set(model, images, name, set_name, scale, suite, device, keep_outputs=wanted)
+            set_scores, kept = score_set(model, images, name, set_name, scale, suite, device, keep_outputs=wanted,
+                                          progress=True)
             scores.extend(set_scores)
             for img in images:
                 if img.name in kept:
@@ -317,7 +318,8 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
             outputs: dict[str, dict[str, torch.Tensor]] = {}
             psnrs: dict[tuple[str, str], float] = {}
             for name, model in models:
-                set_scores, kept = score_set(model, images, name, set_name, scale, suite, device, keep_outputs=keep)
+                set_scores, kept = score_set(model, images, name, set_name, scale, suite, device, keep_outputs=keep,
+                                              progress=True)
                 scores.extend(set_scores)
                 psnrs.update({(name, s.image): s.psnr_y for s in set_scores})
                 for image, sr in kept.items():

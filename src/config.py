@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_object
@@ -19,6 +21,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_BENCHMARKS = REPO_ROOT / "benchmarks"  # Set5 and Set14 ship with the repository
+
+
+def benchmarks_root() -> str:
+    """``$SR_BENCHMARKS`` when set, else the repository's ``benchmarks/`` folder (independent of the cwd)."""
+    return os.environ.get("SR_BENCHMARKS") or str(SHIPPED_BENCHMARKS)
 
 
 class ConfigError(ValueError):
@@ -30,6 +39,8 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("mul", lambda *xs: _product(xs))
     if not OmegaConf.has_resolver("sr.channels"):
         OmegaConf.register_new_resolver("sr.channels", _channels_for_color)
+    if not OmegaConf.has_resolver("sr.benchmarks"):
+        OmegaConf.register_new_resolver("sr.benchmarks", benchmarks_root)
 
 
 def _product(values: Iterable[Any]) -> Any:

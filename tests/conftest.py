@@ -12,7 +12,18 @@ if str(REPO_ROOT) not in sys.path:  # make `import src...` work without installi
     sys.path.insert(0, str(REPO_ROOT))
 
 
-# --- shared data beside the repository (benchmarks, reference numbers) ---------------------------------
+# --- benchmark sets shipped in the repository (Set5, Set14: HR + MATLAB-bicubic LR x2/x3/x4) -----------------
+BENCHMARKS = REPO_ROOT / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def benchmarks_root() -> Path:
+    """The repository's ``benchmarks/`` folder (Set5, Set14, ``published_bicubic_per_image.csv``)."""
+    assert (BENCHMARKS / "Set5" / "HR").is_dir(), f"the shipped benchmark sets are missing: {BENCHMARKS}"
+    return BENCHMARKS
+
+
+# --- data beside the repository (T91/BSD200 photos, third-party weights) ------------------------------------
 def shared_dir() -> Path:
     """``<repo>/../shared``; skips the calling test when that folder is absent."""
     path = REPO_ROOT.parent / "shared"

@@ -10,8 +10,8 @@ from src.evaluation.results import ImageScore, markdown_table, summarize
 
 
 @pytest.mark.parametrize("set_name", ["Set5", "Set14"])
-def test_legacy_generation_reproduces_shipped_lr_files(shared_root, set_name):
-    root = shared_root / "benchmarks"
+def test_legacy_generation_reproduces_shipped_lr_files(benchmarks_root, set_name):
+    root = benchmarks_root
     torch.set_num_threads(1)
     files = load_benchmark_set(root, set_name, 3, lr_mode="files")
     generated = load_benchmark_set(root, set_name, 3, lr_mode="generate", matlab="legacy")
@@ -21,8 +21,8 @@ def test_legacy_generation_reproduces_shipped_lr_files(shared_root, set_name):
         assert torch.equal((a.lr * 255).round(), (b.lr * 255).round()), a.name
 
 
-def test_gray_image_stays_single_channel(shared_root):
-    images = {i.name: i for i in load_benchmark_set(shared_root / "benchmarks", "Set14", 4)}
+def test_gray_image_stays_single_channel(benchmarks_root):
+    images = {i.name: i for i in load_benchmark_set(benchmarks_root, "Set14", 4)}
     assert images["bridge.png"].hr.shape[0] == 1 and images["bridge.png"].lr.shape[0] == 1
     assert images["comic.png"].hr.shape[-2:] == (360, 248)  # 361x250 modcropped to multiples of 4
 

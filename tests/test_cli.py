@@ -129,8 +129,8 @@ def test_missing_dataset_prints_layout(tmp_path):
     assert "DIV2K/DIV2K_train_HR" in proc.stderr and "Expected layout" in proc.stderr
 
 
-def test_evaluate_bicubic_on_set5(shared_root, tmp_path):
-    ok(run_cli("src.evaluate", f"benchmarks.root={shared_root / 'benchmarks'}", "benchmarks.sets=[Set5]",
+def test_evaluate_bicubic_on_set5(benchmarks_root, tmp_path):
+    ok(run_cli("src.evaluate", f"benchmarks.root={benchmarks_root}", "benchmarks.sets=[Set5]",
                "benchmarks.scales=[4]", run_dir=tmp_path))
     results = read_csv(tmp_path / "results.csv")
     assert len(results) == 1 and results[0]["num_images"] == "5"
@@ -215,14 +215,14 @@ def test_gan_ddp_two_cpu_processes(tmp_path):
     assert not torch.equal(exported["params"]["conv_first.weight"], exported["params_ema"]["conv_first.weight"])
 
 
-def test_evaluate_back_projection_and_ensemble(shared_root, tmp_path):
+def test_evaluate_back_projection_and_ensemble(benchmarks_root, tmp_path):
     """Iterative back-projection makes bicubic consistent with the LR input: +0.8 dB on Set5 x4 (measured
     29.23 vs 28.42); the ensemble of a flip/rotation-equivariant method changes nothing."""
-    ok(run_cli("src.evaluate", f"benchmarks.root={shared_root / 'benchmarks'}", "benchmarks.sets=[Set5]",
+    ok(run_cli("src.evaluate", f"benchmarks.root={benchmarks_root}", "benchmarks.sets=[Set5]",
                "benchmarks.scales=[4]", "postprocess=back_projection", run_dir=tmp_path / "bp"))
     row = read_csv(tmp_path / "bp" / "results.csv")[0]
     assert row["method"] == "bicubic+bp" and float(row["psnr_y"]) > 28.42 + 0.5
-    ok(run_cli("src.evaluate", f"benchmarks.root={shared_root / 'benchmarks'}", "benchmarks.sets=[Set5]",
+    ok(run_cli("src.evaluate", f"benchmarks.root={benchmarks_root}", "benchmarks.sets=[Set5]",
                "benchmarks.scales=[4]", "ensemble=true", run_dir=tmp_path / "ens"))
     row = read_csv(tmp_path / "ens" / "results.csv")[0]
     assert row["method"] == "bicubic+ens" and abs(float(row["psnr_y"]) - 28.419) < 0.01

@@ -180,7 +180,7 @@ def test_cuda_matches_cpu() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Against the MATLAB-made LR files shipped in ../shared/benchmarks (SelfExSR's, older MATLAB imresize).
+# Against the MATLAB-made LR files shipped in benchmarks/ (SelfExSR's, older MATLAB imresize).
 @cache
 def _load(path: Path) -> torch.Tensor:
     return load_image(path).double()
@@ -215,8 +215,8 @@ _DEFAULT_BOUNDS = {
 
 @pytest.mark.parametrize("set_name", SETS)
 @pytest.mark.parametrize("s", SCALES)
-def test_matches_matlab_lr_files(shared_root: Path, set_name: str, s: int) -> None:
-    bench = shared_root / "benchmarks"
+def test_matches_matlab_lr_files(benchmarks_root: Path, set_name: str, s: int) -> None:
+    bench = benchmarks_root
     if not (bench / set_name / "LR_bicubic" / f"X{s}").is_dir():
         pytest.skip(f"no LR files for {set_name} x{s} in {bench}")
 

@@ -123,8 +123,8 @@ def test_shape_errors_name_the_shapes() -> None:
 
 # --- (b)-(d) published MATLAB numbers ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def bench(shared_root: Path) -> Path:
-    path = shared_root / "benchmarks"
+def bench(benchmarks_root: Path) -> Path:
+    path = benchmarks_root
     if not (path / "published_bicubic_per_image.csv").is_file():
         pytest.skip(f"published_bicubic_per_image.csv not found in {path}")
     return path

@@ -27,10 +27,10 @@ def _texture(h: int = 200, w: int = 200, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def baboon(shared_root):
+def baboon(benchmarks_root):
     from src.data.image_io import load_image
 
-    return load_image(shared_root / "benchmarks" / "Set14" / "HR" / "baboon.png")
+    return load_image(benchmarks_root / "Set14" / "HR" / "baboon.png")
 
 
 def test_baboon_matches_matlab(baboon):

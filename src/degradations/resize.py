@@ -15,7 +15,7 @@ Two MATLAB behaviours that matter for reproducing *published* files are availabl
 
 * ``boundary="replicate"``: older MATLAB releases clamped out-of-range tap indices to ``[1, n]``
   (replicating the end points) instead of mirroring them. The Set5/Set14 LR files shipped with SelfExSR
-  (our ``../shared/benchmarks``) were made that way: with mirroring, the first/last LR rows and columns
+  (our ``benchmarks/``) were made that way: with mirroring, the first/last LR rows and columns
   differ by up to ~10 grey levels.
 * ``emulate_uint8=True``: MATLAB resizing a ``uint8`` image rounds (half away from zero) and saturates
   the result of *each* 1-D pass to ``uint8``. Resizing the float image once and rounding at the end

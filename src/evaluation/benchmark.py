@@ -3,7 +3,8 @@
 Layout (any set name works: Set5, Set14, BSD100, Urban100, Manga109, your own)::
 
     <root>/<Set>/HR/<name>.png
-    <root>/<Set>/LR_bicubic/X<s>/<name>.png     optional; same file names; MATLAB bicubic of modcrop(HR, s)
+    <root>/<Set>/LR_bicubic/X<s>/<name>.png     optional; same file names (or EDSR's <stem>x<s>.png); MATLAB
+                                                bicubic of modcrop(HR, s)
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ def load_benchmark_set(
         hr = modcrop(load_image(hr_path), scale)
         if use_files:
             lr_path = lr_dir / hr_path.name
+            if not lr_path.is_file():  # EDSR's benchmark.tar names them <stem>x<s>.png
+                lr_path = lr_dir / f"{hr_path.stem}x{scale}{hr_path.suffix}"
             if not lr_path.is_file():
-                raise FileNotFoundError(f"LR file missing for {hr_path.name}: expected {lr_path}")
+                raise FileNotFoundError(f"LR file missing for {hr_path.name}: expected {lr_dir / hr_path.name}")
             lr = load_image(lr_path, channels=hr.shape[0] if hr.shape[0] == 3 else None)
             if lr.shape[0] != hr.shape[0]:
                 lr = lr.mean(0, keepdim=True) if hr.shape[0] == 1 else lr.expand(3, -1, -1)

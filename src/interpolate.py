@@ -1,7 +1,7 @@
 """Network interpolation (ESRGAN): ``python -m src.interpolate model=rrdb a=<psnr> b=<gan> alpha=0.8 output=<file>``.
 
-``alphas=[0,0.2,0.4,0.6,0.8,1]`` writes a series into the folder ``output``; with ``benchmarks.root=…`` each is
-evaluated and the PSNR-vs-NIQE/LPIPS plot is written (``metrics.names=[niqe]`` or ``[lpips]``).
+``alphas=[0,0.2,0.4,0.6,0.8,1]`` writes a series into the folder ``output``; with ``evaluate=true`` each is
+scored on the benchmark sets and the PSNR-vs-NIQE/LPIPS plot is written (``metrics.names=[niqe]`` or ``[lpips]``).
 See ``conf/interpolate.yaml``; ``src.interpolation`` does the work.
 """
 

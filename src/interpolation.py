@@ -15,12 +15,13 @@ from src.checkpoints import export_basicsr, load_weights
 from src.config import ConfigError, check_keys, drop_training_groups, validate
 from src.evaluation.report import plot_perception_distortion
 from src.evaluation.results import SetScore, markdown_table, write_csv
+from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
 
 INTERPOLATE_KEYS = (
     "model", "a", "b", "alpha", "alphas", "output", "overwrite", "scale", "device", "channels_last", "run_name",
-    "metrics", "benchmarks", "samples",
+    "metrics", "benchmarks", "samples", "evaluate",
 )
 
 
@@ -50,11 +51,14 @@ def _alphas(cfg: DictConfig) -> list[float]:
 
 
 def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
-    """Write one BasicSR-format file per α; with ``benchmarks.root`` set, evaluate each and write
+    """Write one BasicSR-format file per α; with ``evaluate=true``, score each on ``benchmarks`` and write
     ``interpolation.csv``, ``interpolation.md`` and ``perception_distortion.png`` into ``out_dir``."""
     drop_training_groups(cfg)
     validate(cfg, INTERPOLATE_KEYS, trainer_key=None)
     alphas = _alphas(cfg)
+    if not isinstance(cfg.evaluate, bool):
+        raise ConfigError(f"evaluate={cfg.evaluate!r}: expected true or false")
+    resolve_weight_keys(cfg, "a", "b")  # files or model names (src.zoo)
     net = instantiate(OmegaConf.merge(cfg.model, {"scale": cfg.scale}).arch)
     state_a, state_b = load_weights(cfg.a, net), load_weights(cfg.b, net)
     output = Path(cfg.output)
@@ -66,7 +70,7 @@ def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
         export_basicsr(interpolate_state(state_a, state_b, alpha), path)
         log.info("alpha=%.2f -> %s", alpha, path)
     print("\n".join(f"alpha={a:.2f}: {p}" for a, p in zip(alphas, files)))
-    if cfg.benchmarks.root:
+    if cfg.evaluate:
         _evaluate_series(cfg, alphas, files, Path(out_dir))
     return files
 

@@ -22,6 +22,7 @@ from src.config import ConfigError, validate
 from src.evaluation.heldout import heldout_report
 from src.evaluation.metric_suite import build_metric_suite
 from src.loggers import finish_wandb
+from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def train(cfg: DictConfig) -> float | None:
     """Run one training job described by a composed ``conf/train.yaml``; returns the best validation
     PSNR (Y, dB) for sweepers, or ``None`` when nothing was trained."""
     validate(cfg, TRAIN_KEYS)
+    resolve_weight_keys(cfg.model, "weights", "pretrained")  # files or model names (src.zoo)
     if cfg.get("loss"):  # a `loss=<preset>` selection replaces the model's own loss terms (no merging)
         OmegaConf.update(cfg, "model.loss", cfg.loss, merge=False)
     method_cls = get_class(cfg.model._target_)

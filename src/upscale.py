@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.config import ConfigError, drop_training_groups, exit_on_user_error, validate
+from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +379,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
 
     drop_training_groups(cfg)
     check_settings(cfg)
+    resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
     inputs = resolve_inputs(cfg.input)
     scale = resolve_scale(cfg)
     cfg.scale = scale  # the model config interpolates ${scale}

@@ -46,7 +46,8 @@ def test_cli_series_with_evaluation(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "src.interpolate", "model=espcn", "model.color=rgb", "model.arch.num_feat=8",
             "scale=2", f"a={path_a}", f"b={path_b}", "alphas=[0,0.5,1]", f"output={tmp_path / 'series'}",
-            f"benchmarks.root={tmp_path / 'bench'}", "benchmarks.sets=[Tiny]", f"hydra.run.dir={tmp_path / 'run'}"]
+            "evaluate=true", f"benchmarks.root={tmp_path / 'bench'}", "benchmarks.sets=[Tiny]",
+            f"hydra.run.dir={tmp_path / 'run'}"]
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     files = sorted((tmp_path / "series").glob("*.pth"))

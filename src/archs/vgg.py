@@ -46,7 +46,8 @@ def imagenet_weights_path(vgg_type: str, weights_path: str | None = None) -> Pat
     if not path.is_file():
         raise FileNotFoundError(
             f"{vgg_type.upper()} ImageNet weights not found: {path}\n"
-            f"Download {url} on a machine with internet access and copy it to {path} "
+            f"Get it with `python -m src.download names=[{vgg_type}]` (mirror=<folder> on offline machines), or "
+            f"download {url} on a machine with internet access and copy it to {path} "
             f"(or set weights_path=<file>, or TORCH_HOME so that $TORCH_HOME/hub/checkpoints/{filename} exists). "
             "For tests without the file, weights=random is an explicit opt-in."
         )

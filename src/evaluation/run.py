@@ -19,6 +19,7 @@ from src.evaluation.metric_suite import build_metric_suite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
 from src.metrics.efficiency import count_parameters
+from src.zoo import resolve_weight_keys, resolve_weights
 
 EVALUATE_KEYS = (
     "model", "scale", "ckpt_path", "device", "channels_last", "run_name", "metrics", "benchmarks", "samples",
@@ -78,6 +79,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     if cfg.get("methods"):
         return evaluate_methods(cfg, out_dir)
     validate(cfg, EVALUATE_KEYS, trainer_key=None)
+    resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
     check_keys(cfg.benchmarks, "benchmarks", BENCHMARK_KEYS, "the benchmark settings")
     check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
     out_dir = Path(out_dir)
@@ -160,10 +162,13 @@ def parse_methods(entries) -> list[MethodSpec]:
         if not isinstance(overrides, dict):
             raise ConfigError(f"methods[{index}] ({label}): 'overrides' must be a mapping of model keys")
         weights = entry.get("weights")
-        if weights is not None and not Path(str(weights)).expanduser().is_file():
-            raise FileNotFoundError(f"methods[{index}] ({label}): weights file not found: {weights}")
+        if weights is not None:  # a file or a model name (src.zoo)
+            try:
+                weights = resolve_weights(str(weights))
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(f"methods[{index}] ({label}): {exc}") from exc
         specs.append(MethodSpec(index, str(entry.get("name") or model), str(model),
-                                None if weights is None else str(Path(str(weights)).expanduser()), overrides))
+                                None if weights is None else str(weights), overrides))
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -67,8 +67,8 @@ def _missing_message(net: str, missing: dict[str, Path]) -> str:
         name, url = LPIPS_BACKBONES[net]
         lines.append(
             f"  - ImageNet backbone {name} (torchvision, {url}): expected at {missing['backbone']}. "
-            f"Put the file in $TORCH_HOME/hub/checkpoints/ (here: {Path(torch.hub.get_dir()) / 'checkpoints'}) "
-            "or pass backbone_path=..."
+            f"Get it with `python -m src.download names=[lpips]`, or put the file in $TORCH_HOME/hub/checkpoints/ "
+            f"(here: {Path(torch.hub.get_dir()) / 'checkpoints'}) or pass backbone_path=..."
         )
     if "linear" in missing:
         lines.append(

@@ -18,7 +18,8 @@ MA_MODEL_HELP = (
     "https://github.com/chaoma99/sr-metric (the file `quality_predict.m` loads; the PIRM 2018 code expects it in "
     "`utils/sr-metric/`). It holds a MATLAB struct `model` with `rf` (1x3 cell of randomforest-matlab regression "
     "forests: lDau, rDau, nodestatus, upper, avnode, mbest, ntree, coef) and `linear` (4x1). It is not shipped "
-    "with srsuite and cannot be downloaded here: download it yourself and pass its path (`ma_model_path`)."
+    "with srsuite: `python -m src.download names=[ma]` puts it in $SR_WEIGHTS/ma/model.mat (default "
+    "~/.cache/srsuite/ma/model.mat); pass that path (`metrics.ma_model`, `ma_model_path`)."
 )
 
 

@@ -379,28 +379,41 @@ def test_resolve_weights_by_name_downloads_once(served, tmp_path, monkeypatch):
         resolve_weights("RealESRGAN_x4")
 
 
-def test_upscale_takes_a_model_name_through_a_mirror(served, tmp_path):
-    """The whole path: `src.upscale model.weights=<name>` resolves the name, fetches it from $SR_MIRROR into
-    $SR_WEIGHTS, verifies it and runs it."""
+def test_upscale_takes_a_model_name_through_a_mirror(served, tmp_path, monkeypatch):
+    """The whole path in `src.upscale`: `model.weights=<name>` is resolved, fetched from $SR_MIRROR into
+    $SR_WEIGHTS, verified and run: the output is the network's output for those weights."""
+    import numpy as np
+    import torch
+    from hydra import compose, initialize_config_dir
     from PIL import Image
 
-    data, _ = tiny_espcn_file(tmp_path)
+    from src.archs import ESPCN
+    from src.upscale import upscale
+
+    data, state = tiny_espcn_file(tmp_path)
     (served.root / "mirror").mkdir()
     (served.root / "mirror" / "espcn_tiny_x2.pth").write_bytes(data)
     user = tmp_path / "extra.yaml"
     user.write_text(yaml.safe_dump({"entries": {"espcn_tiny_x2": one_file_entry(
         "espcn_tiny_x2.pth", "https://unreachable.invalid/espcn_tiny_x2.pth", data)}}))
-    Image.fromarray(__import__("numpy").zeros((10, 12, 3), "uint8") + 100).save(tmp_path / "in.png")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SR_WEIGHTS": str(tmp_path / "cache"), "SR_MANIFEST": str(user),
-           "SR_MIRROR": f"{served.url}/mirror"}
-    args = [sys.executable, "-m", "src.upscale", f"input={tmp_path / 'in.png'}", f"output={tmp_path / 'out'}",
-            "model=espcn", "model.color=rgb", "model.arch.num_feat=8", "scale=2", "model.weights=espcn_tiny_x2",
-            "progress=false", f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert Image.open(tmp_path / "out" / "in_x2.png").size == (24, 20)
+    lr = np.random.default_rng(0).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    Image.fromarray(lr).save(tmp_path / "in.png")
+    monkeypatch.setenv("SR_WEIGHTS", str(tmp_path / "cache"))
+    monkeypatch.setenv("SR_MANIFEST", str(user))
+    monkeypatch.setenv("SR_MIRROR", f"{served.url}/mirror")
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("upscale", overrides=[
+            f"input={tmp_path / 'in.png'}", f"output={tmp_path / 'out'}", "model=espcn", "model.color=rgb",
+            "model.arch.num_feat=8", "scale=2", "model.weights=espcn_tiny_x2", "progress=false", "tile=0"])
+    [written] = upscale(cfg)
     assert (tmp_path / "cache" / "espcn_tiny_x2.pth").read_bytes() == data
     assert served.requests == [("mirror/espcn_tiny_x2.pth", None)]
+    net = ESPCN(num_in_ch=3, num_out_ch=3, upscale=2, num_feat=8)
+    net.load_state_dict(state)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255).clamp(0, 1)[0] * 255
+    sr = torch.from_numpy(np.array(Image.open(written))).permute(2, 0, 1).float()
+    assert sr.shape == (3, 20, 24) and (sr - expected).abs().max() <= 0.51
 
 
 def test_torch_hub_folder_matches_torch(monkeypatch, tmp_path):

@@ -58,6 +58,8 @@ class FileServer:
                 else:
                     self.send_response(200)
                 body = data[start:]
+                if data.startswith(b"<!DOCTYPE html>"):
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 cut = server.drop.pop(name, None)
@@ -170,6 +172,15 @@ def test_http_404_names_entry_and_file(served, roots):
     with pytest.raises(DownloadError, match=r"gone: gone.pth: could not download: .*HTTP 404.*HTTP 404"):
         install(entries_of(gone=spec), roots, progress=False)
     assert not (roots["weights"] / "gone.pth").exists()
+
+
+def test_html_page_instead_of_the_file(served, roots):
+    page = b"<!DOCTYPE html><html><body>Google Drive can't scan this file for viruses.</body></html>"
+    (served.root / "w.pth").write_bytes(page)
+    entry = entries_of(w=one_file_entry("w.pth", f"{served.url}/w.pth", payload(1000)))
+    with pytest.raises(DownloadError, match=r"w: w.pth: .*/w.pth answered with an HTML page instead of the file"):
+        install(entry, roots, progress=False)
+    assert not (roots["weights"] / "w.pth").exists() and not (roots["weights"] / ".w.pth.part").exists()
 
 
 def test_full_disk_is_one_clear_error(served, roots, monkeypatch):

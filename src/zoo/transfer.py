@@ -120,6 +120,10 @@ class _DroppedError(Exception):
     """The connection ended before the announced length: resumable."""
 
 
+class _HtmlPageError(Exception):
+    """The server sent a web page (login, quota, confirmation) instead of the file: try the next source."""
+
+
 def _http_once(url: str, part: Path, label: str, spec: FileSpec, progress: _Progress, timeout: float) -> None:
     have = part.stat().st_size if part.exists() else 0
     if spec.size is not None and have >= spec.size:
@@ -134,6 +138,9 @@ def _http_once(url: str, part: Path, label: str, spec: FileSpec, progress: _Prog
             return
         raise
     with resp:
+        if resp.headers.get_content_type() == "text/html" and not spec.name.endswith((".html", ".htm")):
+            raise _HtmlPageError(f"{url} answered with an HTML page instead of the file (a login, quota or "
+                                 "confirmation page?)")
         append = have > 0 and resp.status == 206
         start = have if append else 0
         length = resp.headers.get("Content-Length")
@@ -209,6 +216,9 @@ def fetch(spec: FileSpec, folder: Path, label: str, *, mirror: str | None = None
                 _from_url(src, part, spec, label, progress, retries, timeout)
         except urllib.error.HTTPError as exc:
             failures.append(f"{src}: HTTP {exc.code} {exc.reason}")
+            continue
+        except _HtmlPageError as exc:
+            failures.append(str(exc))
             continue
         except (urllib.error.URLError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -390,6 +390,28 @@ def test_resolve_weights_by_name_downloads_once(served, tmp_path, monkeypatch):
         resolve_weights("RealESRGAN_x4")
 
 
+def test_evaluate_methods_and_interpolate_take_model_names(served, tmp_path, monkeypatch):
+    """`methods[].weights` in evaluate and `a=`/`b=` in interpolate resolve names like `model.weights`."""
+    from omegaconf import OmegaConf
+
+    from src.evaluation.run import parse_methods
+    from src.zoo import resolve_weight_keys
+
+    data = payload(3000)
+    (served.root / "m.pth").write_bytes(data)
+    user = tmp_path / "extra.yaml"
+    user.write_text(yaml.safe_dump({"entries": {"M": one_file_entry("m.pth", f"{served.url}/m.pth", data)}}))
+    monkeypatch.setenv("SR_WEIGHTS", str(tmp_path / "cache"))
+    monkeypatch.setenv("SR_MANIFEST", str(user))
+    [spec] = parse_methods([{"name": "m", "model": "espcn", "weights": "M"}])
+    assert spec.weights == str(tmp_path / "cache" / "m.pth")
+    with pytest.raises(FileNotFoundError, match=r"methods\[0\] \(x\): weights not found: 'N'"):
+        parse_methods([{"name": "x", "model": "espcn", "weights": "N"}])
+    cfg = OmegaConf.create({"a": "M", "b": str(tmp_path / "cache" / "m.pth")})
+    resolve_weight_keys(cfg, "a", "b")
+    assert cfg.a == cfg.b == str(tmp_path / "cache" / "m.pth") and len(served.requests) == 1
+
+
 def test_upscale_takes_a_model_name_through_a_mirror(served, tmp_path, monkeypatch):
     """The whole path in `src.upscale`: `model.weights=<name>` is resolved, fetched from $SR_MIRROR into
     $SR_WEIGHTS, verified and run: the output is the network's output for those weights."""

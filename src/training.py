@@ -104,6 +104,24 @@ def build_strategy(cfg: DictConfig, method_cls: type | None = None, trainer_cfg:
     return "auto"
 
 
+def check_sharding(strategy: Any, method_cls: type, model_cfg: DictConfig) -> None:
+    """FSDP shards parameters into flat buffers: an EMA copy (``model.ema_decay``) would be a second FSDP-less
+    module whose ``lerp`` meets shards of another layout, and GAN methods toggle ``requires_grad`` of the
+    discriminator inside flat parameters and step two optimizers by hand. Neither is supported: refuse before
+    anything runs. (Every network here fits one GPU with DDP: the largest, EDSR, is 43 M parameters.)"""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if not isinstance(strategy, FSDPStrategy):
+        return
+    name = model_cfg.get("name", "?")
+    if getattr(method_cls, "needs_find_unused", False):
+        raise ConfigError(f"strategy=fsdp cannot train model={name} (a GAN: manual optimization of two networks "
+                          "with the discriminator frozen in the generator step); use strategy=ddp_find_unused")
+    if model_cfg.get("ema_decay") is not None:
+        raise ConfigError(f"strategy=fsdp cannot keep model.ema_decay={model_cfg.get('ema_decay')} (an EMA copy of "
+                          f"sharded weights) for model={name}; use strategy=ddp, or model.ema_decay=null")
+
+
 def build_loggers(cfg: DictConfig | None) -> list:
     if not cfg:
         return []
@@ -150,6 +168,8 @@ def train(cfg: DictConfig) -> float | None:
         )
         return None
 
+    strategy = build_strategy(cfg.strategy, method_cls, cfg.trainer)
+    check_sharding(strategy, method_cls, cfg.model)
     _route_lightning_logs()
     _share_cpu_between_processes(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
@@ -164,7 +184,7 @@ def train(cfg: DictConfig) -> float | None:
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer = L.Trainer(
         **trainer_kwargs,
-        strategy=build_strategy(cfg.strategy, method_cls, cfg.trainer),
+        strategy=strategy,
         logger=loggers or False,
         callbacks=build_callbacks(cfg, datamodule.val_name, bool(loggers)),
         default_root_dir=str(out),

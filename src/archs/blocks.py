@@ -4,6 +4,9 @@
 - :func:`make_layer`: ``nn.Sequential`` of identical blocks (keys ``0 … n-1``).
 - :class:`ResidualBlockNoBN`: conv-ReLU-conv + identity, keys ``conv1`` / ``conv2`` (EDSR, MSRResNet).
 - :class:`Upsample`: conv + pixel shuffle stages for x2^n and x3, keys ``0, 2, …`` (EDSR, RCAN).
+- :func:`upsample2x_bilinear`: 2x bilinear ``interpolate``, which switches to a formulation with a deterministic
+  CUDA backward when ``torch.use_deterministic_algorithms(True)`` is on (``trainer.deterministic=true``);
+  PyTorch's own bilinear backward kernel uses atomic adds and raises in that mode.
 """
 
 from __future__ import annotations
@@ -12,8 +15,23 @@ import math
 from collections.abc import Callable, Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def upsample2x_bilinear(x: torch.Tensor) -> torch.Tensor:
+    """``F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)`` for (N, C, H, W); under
+    deterministic algorithms the same values from shifted copies: output ``2i`` is ``0.25 x[i-1] + 0.75 x[i]``,
+    output ``2i+1`` is ``0.75 x[i] + 0.25 x[i+1]`` along each axis (edges clamped)."""
+    if not torch.are_deterministic_algorithms_enabled():
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    for dim in (2, 3):
+        n = x.shape[dim]
+        prev = torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, n - 1)], dim)
+        nxt = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
+        x = torch.stack([0.25 * prev + 0.75 * x, 0.75 * x + 0.25 * nxt], dim=dim + 1).flatten(dim, dim + 1)
+    return x
 
 
 @torch.no_grad()

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from src.archs.blocks import upsample2x_bilinear
+
 
 class SRGANDiscriminator(nn.Module):
     """SRGAN's discriminator as the paper draws it (Ledig et al., CVPR 2017, Fig. 4), one logit per image.
@@ -161,8 +163,7 @@ class UNetDiscriminatorSN(nn.Module):
         def act(t: torch.Tensor) -> torch.Tensor:
             return F.leaky_relu(t, negative_slope=0.2, inplace=True)
 
-        def up(t: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)
+        up = upsample2x_bilinear  # F.interpolate bilinear x2; deterministic backward under deterministic mode
 
         x0 = act(self.conv0(x))
         x1 = act(self.conv1(x0))

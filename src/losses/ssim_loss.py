@@ -35,8 +35,19 @@ def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     product, so this equals the dense k×k filter at 2k instead of k² multiply-adds per pixel)."""
     pad = kernel.shape[-1] // 2
     c = x.shape[1]
-    x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="reflect"), kernel, groups=c)
-    return F.conv2d(F.pad(x, (0, 0, pad, pad), mode="reflect"), kernel.transpose(-1, -2), groups=c)
+    x = F.conv2d(_reflect(x, pad, -1), kernel, groups=c)
+    return F.conv2d(_reflect(x, pad, -2), kernel.transpose(-1, -2), groups=c)
+
+
+def _reflect(x: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
+    """Reflect padding of one axis; under deterministic algorithms by ``index_select`` (``F.pad``'s reflect
+    backward raises there on CUDA), else ``F.pad``."""
+    if not torch.are_deterministic_algorithms_enabled():
+        return F.pad(x, (pad, pad, 0, 0) if dim == -1 else (0, 0, pad, pad), mode="reflect")
+    n = x.shape[dim]
+    idx = torch.arange(-pad, n + pad, device=x.device).abs()
+    idx = torch.where(idx >= n, 2 * (n - 1) - idx, idx)
+    return x.index_select(dim, idx)
 
 
 def ms_ssim_map(

@@ -299,7 +299,7 @@ class Upscaler:
     def __call__(self, pixels: torch.Tensor, alpha: torch.Tensor | None = None,
                  desc: str = "") -> tuple[torch.Tensor, torch.Tensor | None]:
         from src.degradations import imresize
-        from src.inference import back_project
+        from src.inference import back_project_tiled
 
         s = self.settings
         if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
@@ -308,7 +308,7 @@ class Upscaler:
         lr = pixels.float().expand(3, -1, -1).unsqueeze(0)
         sr = self.network(lr, desc)
         if s.postprocess == "back_projection" and s.bp_iterations > 0:
-            sr = back_project(sr.to(self.device), lr.to(self.device), s.scale, s.bp_iterations).cpu()
+            sr = back_project_tiled(sr, lr, s.scale, s.bp_iterations, s.tile, self.device)
         sr = sr.clamp_(0, 1)[0]
         if gray:
             sr = to_gray(sr)

@@ -23,24 +23,33 @@ from src.zoo import resolve_weight_keys, resolve_weights
 
 EVALUATE_KEYS = (
     "model", "scale", "ckpt_path", "device", "channels_last", "run_name", "metrics", "benchmarks", "samples",
-    "ensemble", "postprocess", "bp_iterations", "methods", "compare",
+    "ensemble", "postprocess", "bp_iterations", "methods", "compare", "tile", "tile_overlap",
 )
 POSTPROCESS = ("none", "back_projection")
 
 
-def with_inference_options(model, scale: int, ensemble: bool, postprocess: str, bp_iterations: int):
-    """LR -> SR with the x8 self-ensemble and/or iterative back-projection around ``model``."""
+def with_inference_options(model, scale: int, ensemble: bool, postprocess: str, bp_iterations: int,
+                           tile: int = 0, tile_overlap: int = 32):
+    """LR -> SR with the x8 self-ensemble and/or iterative back-projection around ``model``; ``tile`` > 0 runs
+    the network (and the back-projection) on LR tiles of that size (``upscale``'s tiler: memory bounded by the
+    tile, seam-free blending over ``tile_overlap`` px)."""
     if postprocess not in POSTPROCESS:
         raise ValueError(f"postprocess={postprocess!r}: expected one of {POSTPROCESS}")
-    if not ensemble and postprocess == "none":
+    if not ensemble and postprocess == "none" and not tile:
         return model
-    from src.inference.back_projection import back_project
+    from src.inference.back_projection import back_project_tiled
     from src.inference.ensemble import self_ensemble
+    from src.inference.tiling import size_multiple, tiled_forward
+
+    mod = size_multiple(model) if isinstance(model, torch.nn.Module) else 1
+
+    def network(lr: torch.Tensor) -> torch.Tensor:
+        return self_ensemble(model, lr) if ensemble else model(lr)
 
     def run(lr: torch.Tensor) -> torch.Tensor:
-        sr = self_ensemble(model, lr) if ensemble else model(lr)
+        sr = tiled_forward(network, lr, scale, tile, tile_overlap, 0, mod, None, None) if tile else network(lr)
         if postprocess == "back_projection":
-            sr = back_project(sr, lr, scale, bp_iterations)
+            sr = back_project_tiled(sr, lr, scale, bp_iterations, tile)
         return sr
 
     return run
@@ -49,6 +58,12 @@ SAMPLE_KEYS = ("images", "crop")
 METHOD_KEYS = ("name", "model", "weights", "overrides")
 COMPARE_KEYS = ("images", "crop", "plot_metric")
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def _check_tiling(cfg: DictConfig) -> None:
+    if cfg.tile and cfg.tile_overlap >= cfg.tile:
+        raise ConfigError(f"tile_overlap={cfg.tile_overlap} must be smaller than tile={cfg.tile} (or tile=0: whole "
+                          "images)")
 
 
 def pick_device(name: str) -> torch.device:
@@ -80,6 +95,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
         return evaluate_methods(cfg, out_dir)
     validate(cfg, EVALUATE_KEYS, trainer_key=None)
     resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
+    _check_tiling(cfg)
     check_keys(cfg.benchmarks, "benchmarks", BENCHMARK_KEYS, "the benchmark settings")
     check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
     out_dir = Path(out_dir)
@@ -94,7 +110,8 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
         model_cfg = OmegaConf.merge(cfg.model, {"scale": scale})
         model = build_eval_model(model_cfg, scale, cfg.ckpt_path).to(device)
         params[scale] = count_parameters(model)
-        model = with_inference_options(model, scale, cfg.ensemble, postprocess, cfg.bp_iterations)
+        model = with_inference_options(model, scale, cfg.ensemble, postprocess, cfg.bp_iterations, cfg.tile,
+                                       cfg.tile_overlap)
         for set_name in cfg.benchmarks.sets:
             images = load_benchmark_set(
                 cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab
@@ -274,6 +291,8 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     from src.evaluation.report import plot_perception_distortion
 
     validate(cfg, EVALUATE_KEYS, trainer_key=None)
+    _check_tiling(cfg)
+    _check_tiling(cfg)
     check_keys(cfg.benchmarks, "benchmarks", BENCHMARK_KEYS, "the benchmark settings")
     check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
     compare = cfg.get("compare") or OmegaConf.create({"images": [], "crop": 96, "plot_metric": "auto"})
@@ -314,7 +333,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
             params[(spec.name, scale)] = count_parameters(model)
             postprocess = cfg.postprocess or model_cfg.get("postprocess", "none")
             models.append((spec.name, with_inference_options(model, scale, cfg.ensemble, postprocess,
-                                                             cfg.bp_iterations)))
+                                                             cfg.bp_iterations, cfg.tile, cfg.tile_overlap)))
         for set_name in cfg.benchmarks.sets:
             images = load_benchmark_set(
                 cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab

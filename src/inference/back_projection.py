@@ -20,7 +20,10 @@ import torch
 
 from src.degradations import imresize
 
-__all__ = ["back_project", "bicubic_down", "bicubic_up"]
+__all__ = ["back_project", "back_project_tiled", "bicubic_down", "bicubic_up"]
+
+#: LR pixels one back-projection step reaches (bicubic up: ±2, antialiased bicubic down: ±2, +1 for rounding)
+REACH_PER_ITERATION = 5
 
 Operator = Callable[[torch.Tensor], torch.Tensor]
 
@@ -76,3 +79,38 @@ def back_project(
     if history is not None:
         history.append(float((y - down(x)).square().mean().sqrt()))
     return x
+
+
+def back_project_tiled(
+    sr: torch.Tensor,
+    lr: torch.Tensor,
+    scale: int,
+    iterations: int = 10,
+    tile: int = 512,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """:func:`back_project` with bicubic operators on LR tiles of ``tile`` px, memory bounded by the tile.
+
+    Each tile is back-projected with a margin of ``REACH_PER_ITERATION · iterations`` LR pixels (clamped to the
+    image), as far as any pixel's value can travel in that many steps, and only its core is kept: the result is
+    the whole-image result up to float rounding. ``sr``/``lr`` may live on the CPU; tiles run on ``device``
+    (default: ``sr``'s) and the output is float32 on ``sr``'s device. ``tile=0`` runs the whole image.
+    """
+    if tuple(sr.shape[-2:]) != (lr.shape[-2] * scale, lr.shape[-1] * scale):
+        raise ValueError(f"back_project: SR {tuple(sr.shape[-2:])} is not x{scale} the LR {tuple(lr.shape[-2:])}")
+    device = torch.device(device) if device is not None else sr.device
+    h, w = lr.shape[-2:]
+    if tile <= 0 or (tile >= h and tile >= w):
+        return back_project(sr.to(device), lr.to(device), scale, iterations).to(sr.device)
+    margin = REACH_PER_ITERATION * iterations
+    out = torch.empty(sr.shape, dtype=torch.float32, device=sr.device)
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            t0, l0 = max(0, top - margin), max(0, left - margin)
+            t1, l1 = min(h, bottom + margin), min(w, right + margin)
+            window = back_project(sr[..., t0 * scale:t1 * scale, l0 * scale:l1 * scale].to(device),
+                                  lr[..., t0:t1, l0:l1].to(device), scale, iterations)
+            core = window[..., (top - t0) * scale:(bottom - t0) * scale, (left - l0) * scale:(right - l0) * scale]
+            out[..., top * scale:bottom * scale, left * scale:right * scale] = core.to(out.device)
+    return out

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train evaluate test lint clean
+.PHONY: install train evaluate test lint clean gpu-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,9 @@ evaluate: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+gpu-check: $(STAMP)  # ~10 min on one GPU: pass/fail table, experiments/gpu_check/<gpu name>.md (ARGS="--cpu": CPU half)
+	$(PY) experiments/gpu_check/gpu_check.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

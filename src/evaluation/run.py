@@ -292,7 +292,6 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
 
     validate(cfg, EVALUATE_KEYS, trainer_key=None)
     _check_tiling(cfg)
-    _check_tiling(cfg)
     check_keys(cfg.benchmarks, "benchmarks", BENCHMARK_KEYS, "the benchmark settings")
     check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
     compare = cfg.get("compare") or OmegaConf.create({"images": [], "crop": 96, "plot_metric": "auto"})

@@ -123,7 +123,7 @@ def test_resume_after_dropped_connection(served, roots):
     [outcome] = install([entry], roots, progress=False, retries=1)
     assert (roots["weights"] / "w.pth").read_bytes() == data and outcome.status == "downloaded"
     assert served.requests == [("w.pth", None), ("w.pth", "bytes=100000-")]
-    assert not list(roots["weights"].glob(".*.part"))
+    assert [p.name for p in roots["weights"].iterdir()] == ["w.pth"]  # no .part, no lock file
 
 
 def test_interrupted_download_resumes_on_the_next_run(served, roots):
@@ -140,6 +140,19 @@ def test_interrupted_download_resumes_on_the_next_run(served, roots):
     assert served.requests[-1] == ("w.pth", "bytes=120000-")
 
 
+def test_concurrent_processes_download_once(served, roots):
+    """Several ranks resolving one model name at once: one downloads, the others wait and find it present."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = payload()
+    (served.root / "w.pth").write_bytes(data)
+    [entry] = entries_of(w=one_file_entry("w.pth", f"{served.url}/w.pth", data))
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = [f.result() for f in [pool.submit(install, [entry], roots, progress=False) for _ in range(4)]]
+    assert sorted(o.status for [o] in outcomes) == ["downloaded", "present", "present", "present"]
+    assert len(served.requests) == 1 and (roots["weights"] / "w.pth").read_bytes() == data
+
+
 def test_checksum_mismatch_leaves_nothing(served, roots):
     data = payload()
     (served.root / "w.pth").write_bytes(data)
@@ -147,7 +160,7 @@ def test_checksum_mismatch_leaves_nothing(served, roots):
     spec["files"][0]["sha256"] = sha256(b"something else")
     with pytest.raises(DownloadError, match=r"w: w.pth .*checksum mismatch \(sha256 [0-9a-f]{64}, expected"):
         install(entries_of(w=spec), roots, progress=False)
-    assert not list(roots["weights"].iterdir()) or not [p for p in roots["weights"].iterdir() if ".lock" not in p.name]
+    assert [p.name for p in roots["weights"].iterdir()] == [".w.pth.lock"]  # nothing but the lock file
 
 
 @pytest.mark.parametrize("kind", ["md5", "sha256_prefix", "git_sha1"])
@@ -223,8 +236,7 @@ def test_zip_extracts_into_the_data_layout(served, roots):
     assert sorted(p.name for p in (folder / "DIV2K_train_HR").iterdir()) == ["0001.png", "0002.png"]
     assert outcome.paths == [folder / "DIV2K_train_HR"]
     # no archive, no temporary folder, no README: only the mapped folder (+ the record of finished archives)
-    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == [
-        ".srsuite-downloads.json", "DIV2K_train_HR"]
+    assert sorted(p.name for p in folder.iterdir()) == [".srsuite-downloads.json", "DIV2K_train_HR"]
 
 
 def test_tar_benchmark_layout_keeps_existing_sets_and_scores(served, roots):

@@ -42,12 +42,16 @@ class Outcome:
 
 @contextmanager
 def _locked(folder: Path, spec: FileSpec) -> Iterator[None]:
-    """One process at a time per file (several ranks resolving the same model name, two shells)."""
+    """One process at a time per file (several ranks resolving the same model name, two shells). The lock file
+    is removed once the file is in place (a process still waiting on it then finds the file present); after a
+    failure it stays, so that waiting processes and newcomers share one lock."""
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f".{spec.name}.lock").open("w") as f:
+    lock = folder / f".{spec.name}.lock"
+    with lock.open("w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
+            lock.unlink(missing_ok=True)
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 

@@ -5,7 +5,9 @@ See ``conf/upscale.yaml`` for the settings. Per image: read (grayscale, RGB, RGB
 tile by tile (``src.inference.tiling``; optionally inside the x8 self-ensemble), optionally back-project, then
 write ``<output>/<stem><suffix>.png`` with the input's channel layout and bit depth. Grayscale images go through
 the network as RGB and come back as luma; an alpha channel is upscaled separately (MATLAB bicubic) and
-re-attached. Existing outputs are never overwritten unless ``overwrite=true``.
+re-attached. Existing outputs are never overwritten unless ``overwrite=true``; a rerun with the same settings
+resumes (``src.output_folders``): finished outputs are kept, unreadable inputs are skipped and listed, and the
+run then fails.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.config import ConfigError, drop_training_groups, exit_on_user_error, validate
+from src.data.checks import check_image, check_images
+from src.output_folders import BadInputsError, file_stamp, record_settings, same_settings
 from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
@@ -80,9 +84,10 @@ def output_path(out_dir: str | Path, src: Path, suffix: str) -> Path:
     return Path(out_dir) / f"{src.stem}{suffix}.png"
 
 
-def plan_outputs(inputs: list[Path], out_dir: str | Path, suffix: str, overwrite: bool) -> list[Path]:
+def plan_outputs(inputs: list[Path], out_dir: str | Path, suffix: str, overwrite: bool,
+                 resume: bool = False) -> list[Path]:
     """Output paths of ``inputs``; refuses (before any work) collisions, writing over an input, and existing
-    files unless ``overwrite``."""
+    files unless ``overwrite`` or ``resume`` (the folder was written with the same settings: they are kept)."""
     outputs = [output_path(out_dir, p, suffix) for p in inputs]
     seen: dict[Path, Path] = {}
     for src, dst in zip(inputs, outputs):
@@ -92,9 +97,10 @@ def plan_outputs(inputs: list[Path], out_dir: str | Path, suffix: str, overwrite
         if dst.resolve() == src.resolve():
             raise ValueError(f"output {dst} is the input file itself: choose another output folder or suffix")
     existing = [p for p in outputs if p.exists()]
-    if existing and not overwrite:
+    if existing and not (overwrite or resume):
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputExistsError(f"output file {existing[0]} already exists{more}: pass overwrite=true to replace it")
+        raise OutputExistsError(f"output file {existing[0]} already exists{more} (written with other settings, or "
+                                f"not by src.upscale): pass overwrite=true to replace it")
     return outputs
 
 
@@ -384,7 +390,15 @@ def upscale(cfg: DictConfig) -> list[Path]:
     scale = resolve_scale(cfg)
     cfg.scale = scale  # the model config interpolates ${scale}
     suffix = f"_x{scale}" if cfg.suffix is None else str(cfg.suffix)
-    outputs = plan_outputs(inputs, cfg.output, suffix, cfg.overwrite)
+    run_settings = {"model": OmegaConf.to_container(cfg.model, resolve=True), "scale": scale, "suffix": suffix,
+                    "weights": file_stamp(cfg.model.get("weights")),
+                    **{k: cfg[k] for k in ("tile", "tile_overlap", "pre_pad", "ensemble", "postprocess",
+                                           "bp_iterations", "precision", "channels_last")}}
+    resume = not cfg.overwrite and same_settings(cfg.output, "upscale", run_settings)
+    outputs = plan_outputs(inputs, cfg.output, suffix, cfg.overwrite, resume)
+    existing = [dst for dst in outputs if resume and dst.exists()]
+    damaged = check_images(existing, what="existing output")  # an interrupted write is redone
+    done = {dst for dst in existing if dst not in damaged}
     device = pick_device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={cfg.device}: no CUDA device is available here (device=auto picks one if present)")
@@ -398,19 +412,28 @@ def upscale(cfg: DictConfig) -> list[Path]:
     log.info("%s x%d on %s (%s), tile=%s overlap=%s, ensemble=%s, postprocess=%s: %d image(s) -> %s",
              cfg.model.name, scale, device, cfg.precision, cfg.tile, cfg.tile_overlap, cfg.ensemble,
              cfg.postprocess, len(inputs), cfg.output)
-    pairs: Iterable[tuple[Path, Path]] = list(zip(inputs, outputs))
-    if cfg.progress and len(inputs) > 1:
+    if done:
+        log.info("resuming: %d of %d output(s) already written with these settings are kept", len(done), len(outputs))
+    pairs: Iterable[tuple[Path, Path]] = [(a, b) for a, b in zip(inputs, outputs) if b not in done]
+    if pairs:
+        record_settings(cfg.output, "upscale", run_settings)
+    if cfg.progress and len(pairs) > 1:
         from tqdm import tqdm
 
         pairs = tqdm(pairs, desc="images", unit="img")
-    written = []
+    written, bad = [], {}
     with torch.inference_mode():
         for src, dst in pairs:
             start = time.perf_counter()
             runner.calls = runner.fallbacks = 0
-            image = read_input(src)
+            try:
+                image = read_input(src)
+            except Exception as exc:  # noqa: BLE001 - any unreadable input: name it, go on with the others
+                bad[src] = check_image(src) or f"cannot be read: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+                log.warning("skipping %s: %s", src, bad[src])
+                continue
             sr, alpha = upscaler(image.pixels, image.alpha, desc=src.name)
-            if dst.exists() and not cfg.overwrite:  # appeared while we worked
+            if dst.exists() and not (cfg.overwrite or resume):  # appeared while we worked
                 raise OutputExistsError(f"output file {dst} already exists: pass overwrite=true to replace it")
             write_output(dst, sr, alpha, image.bit_depth)
             written.append(dst)
@@ -418,7 +441,10 @@ def upscale(cfg: DictConfig) -> list[Path]:
             extra = f", {runner.fallbacks}/{runner.calls} tiles rerun in fp32" if runner.fallbacks else ""
             log.info("%s %dx%d -> %dx%d in %.2f s%s -> %s", src.name, w, h, sr.shape[-1], sr.shape[-2],
                      time.perf_counter() - start, extra, dst)
-    print(f"Wrote {len(written)} image(s) to {cfg.output}")
+    kept = f", kept {len(done)} from an earlier run with the same settings" if done else ""
+    print(f"Wrote {len(written)} image(s) to {cfg.output}{kept}")
+    if bad:
+        raise BadInputsError(bad, len(inputs), f"the other {len(inputs) - len(bad)} are in {cfg.output}")
     return written
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
+from src.data.checks import check_images, describe_bad
 from src.data.datasets import FullImageDataset, PairedPatchDataset, RandomPatchDataset
 from src.data.image_io import list_images
 from src.data.sample_photos import sample_photo_paths
@@ -20,6 +21,7 @@ from src.data.sample_photos import sample_photo_paths
 log = logging.getLogger(__name__)
 
 Degradation = Callable[[torch.Tensor], torch.Tensor]
+ON_BAD_FILE = ("skip", "error")
 
 
 class LoaderPosition:
@@ -119,6 +121,11 @@ class SRDataModule(L.LightningDataModule):
         root: base folder that the config's paths are built from (``SR_DATA`` or ``./datasets``); kept so
             that the config documents it.
         layout: the expected folder layout, printed when a folder is missing.
+        on_bad_file: what to do with training images that do not decode (truncated, corrupt, not an image), found
+            by the up-front check of every file (``src.data.checks``, cached): ``skip`` (default) leaves them out
+            and names them in a warning — one broken download should not stop a long queued job, and the loss of
+            one image among hundreds does not change the result; ``error`` refuses to start. A bad validation
+            image is always an error (skipping it would make the scores incomparable between runs).
     """
 
     def __init__(
@@ -136,8 +143,14 @@ class SRDataModule(L.LightningDataModule):
         train_scales: Sequence[int] | None = None,
         root: str | None = None,
         layout: str = "",
+        on_bad_file: str = "skip",
     ) -> None:
         super().__init__()
+        if on_bad_file not in ON_BAD_FILE:
+            raise ValueError(f"data.on_bad_file={on_bad_file!r}: expected one of {', '.join(ON_BAD_FILE)}")
+        self.on_bad_file = on_bad_file
+        self._checked: dict[Path, str | None] = {}
+        self._warned: set[Path] = set()
         self.train_scales = [int(s) for s in train_scales] if train_scales else None
         if self.train_scales and (min(self.train_scales) < 1 or max(self.train_scales) > patch_size):
             raise ValueError(f"data.train_scales={list(train_scales)} must be positive and below patch_size")
@@ -170,13 +183,45 @@ class SRDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def check_files(self) -> None:
-        """List the training and validation files now, so that a missing folder fails before training."""
-        self.train_files()
-        self.val_files()
+        """List and decode the training and validation files now, so that a missing folder or a broken file
+        fails (or, for training files with ``on_bad_file=skip``, is named and left out) before training."""
+        self.usable(self.train_files(), "training")
+        self._checked_val_files()
+
+    def usable(self, paths: Sequence[Path], role: str) -> list[Path]:
+        """``paths`` without the files that do not decode (checked once per file, see ``on_bad_file``); raises
+        ``ValueError`` naming them for validation files or ``on_bad_file=error``."""
+        paths = list(paths)
+        unknown = [p for p in paths if p not in self._checked]
+        if unknown:
+            self._checked.update(dict.fromkeys(unknown))
+            self._checked.update(check_images(unknown, what=role))
+        bad = {p: self._checked[p] for p in paths if self._checked[p] is not None}
+        if not bad:
+            return paths
+        if role != "training" or self.on_bad_file == "error":
+            hint = ("fix or remove them, or set data.on_bad_file=skip to train without them" if role == "training"
+                    else "fix or remove them (validation images are never skipped: scores would not be comparable)")
+            raise ValueError(f"{len(bad)} of {len(paths)} {role} image(s) cannot be decoded: {describe_bad(bad)}; "
+                             f"{hint}")
+        new = {p: r for p, r in bad.items() if p not in self._warned}
+        if new:
+            log.warning("data.on_bad_file=skip: leaving out %d of %d training image(s) that cannot be decoded: %s",
+                        len(new), len(paths), describe_bad(new))
+            self._warned.update(new)
+        return [p for p in paths if p not in bad]
+
+    def _checked_val_files(self) -> tuple[list[Path], list[Path] | None]:
+        hr, lr = self.val_files()
+        if self.val_limit is not None:  # only the files that are used
+            hr, lr = hr[: self.val_limit], (lr[: self.val_limit] if lr is not None else None)
+        self.usable(list(hr) + list(lr or []), "validation")
+        return hr, lr
 
     def build_train_set(self) -> torch.utils.data.Dataset:
         crop_multiple = 1 if self.train_scales else self.scale  # multi-scale batches are modcropped later
-        return RandomPatchDataset(self.train_files(), self.patch_size, crop_multiple, self.repeat, self.cache)
+        files = self.usable(self.train_files(), "training")
+        return RandomPatchDataset(files, self.patch_size, crop_multiple, self.repeat, self.cache)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
@@ -184,7 +229,7 @@ class SRDataModule(L.LightningDataModule):
             if hasattr(self.train_set, "seed_items"):
                 self.train_set.seed_items(self.seed)
         if self.val_set is None:
-            hr, lr = self.val_files()
+            hr, lr = self._checked_val_files()
             if self.val_limit is not None:
                 hr, lr = hr[: self.val_limit], (lr[: self.val_limit] if lr is not None else None)
             self.val_set = FullImageDataset(hr, self.scale, lr, crop=self.val_crop, cache=self.cache)
@@ -324,7 +369,7 @@ class FolderDataModule(SRDataModule):
 
     def _holdout(self) -> tuple[list[Path], list[Path]]:
         if self._split is None:
-            files = self._all_train()
+            files = self.usable(self._all_train(), "training")  # the hold-out is drawn from decodable files
             order = list(range(len(files)))
             random.Random(self.split_seed).shuffle(order)
             n_val = max(1, round(self.val_fraction * len(files)))
@@ -372,11 +417,20 @@ class PairedFolderDataModule(SRDataModule):
         self.val_lr_dir, self.val_hr_dir = val_lr_dir, val_hr_dir
 
     def check_files(self) -> None:
-        _pair_by_name(self.train_lr_dir, self.train_hr_dir, "data.train_lr_dir/train_hr_dir", self.layout)
-        self.val_files()
+        self._train_pairs()
+        self._checked_val_files()
+
+    def _train_pairs(self) -> tuple[list[Path], list[Path]]:
+        """Training (LR, HR) files; a pair with a file that does not decode is left out (``on_bad_file``)."""
+        lr, hr = _pair_by_name(self.train_lr_dir, self.train_hr_dir, "data.train_lr_dir/train_hr_dir", self.layout)
+        good = set(self.usable(lr + hr, "training"))
+        pairs = [(a, b) for a, b in zip(lr, hr) if a in good and b in good]
+        if not pairs:
+            raise ValueError("no training pair has two decodable files")
+        return [a for a, _ in pairs], [b for _, b in pairs]
 
     def build_train_set(self) -> PairedPatchDataset:
-        lr, hr = _pair_by_name(self.train_lr_dir, self.train_hr_dir, "data.train_lr_dir/train_hr_dir", self.layout)
+        lr, hr = self._train_pairs()
         return PairedPatchDataset(lr, hr, self.patch_size, self.scale, self.repeat, self.cache)
 
     def val_files(self) -> tuple[list[Path], list[Path]]:

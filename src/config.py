@@ -18,7 +18,7 @@ from typing import Any
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import InterpolationKeyError
+from omegaconf.errors import InterpolationResolutionError
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -238,8 +238,8 @@ RANGES: dict[str, Range] = {
     "model.recipe.patch_size": _POS,
     "model.recipe.max_steps": _POS,
     "model.arch.num_*": _POS,
-    "model.arch.upscale": Range(low=1, high=16),
-    "model.arch.scale": Range(low=1, high=16),
+    "model.arch.upscale": Range(low=1, high=16, none=True),  # null until upscale reads the scale of a .ckpt
+    "model.arch.scale": Range(low=1, high=16, none=True),
     "model.arch.depth": Range(low=1, note="convs per level / recursive block (LapSRN, MS-LapSRN)"),
     "model.arch.recursive": Range(low=1, note="recursions per pyramid level (MS-LapSRN)"),
     "model.arch.nf": _POS,
@@ -293,7 +293,8 @@ def check_values(cfg: DictConfig, ranges: dict[str, Range] | None = None) -> Non
                 continue
             try:
                 value = parent[key]
-            except InterpolationKeyError:  # refers to a key this composition lacks (model=bicubic has no recipe)
+            except InterpolationResolutionError:  # refers to a key this composition lacks or leaves null
+                # (model=bicubic has no recipe; upscale's scale=null): checked where it is used
                 continue
             items = list(enumerate(value)) if isinstance(value, ListConfig) else [(None, value)]
             for i, item in items:

@@ -390,7 +390,8 @@ def upscale(cfg: DictConfig) -> list[Path]:
     scale = resolve_scale(cfg)
     cfg.scale = scale  # the model config interpolates ${scale}
     suffix = f"_x{scale}" if cfg.suffix is None else str(cfg.suffix)
-    run_settings = {"model": OmegaConf.to_container(cfg.model, resolve=True), "scale": scale, "suffix": suffix,
+    # unresolved: the model config may refer to training keys this entry point lacks (trainer.max_steps)
+    run_settings = {"model": OmegaConf.to_container(cfg.model, resolve=False), "scale": scale, "suffix": suffix,
                     "weights": file_stamp(cfg.model.get("weights")),
                     **{k: cfg[k] for k in ("tile", "tile_overlap", "pre_pad", "ensemble", "postprocess",
                                            "bp_iterations", "precision", "channels_last")}}

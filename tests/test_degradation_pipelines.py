@@ -268,7 +268,7 @@ def test_degrade_cli_writes_files_and_refuses_to_overwrite(tmp_path):
     args = (f"input={src_dir}", f"output={out}", "count=2", "save_hr=true", f"hydra.run.dir={tmp_path / 'run'}")
     proc = run_cli("src.degrade", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.glob("*.png"))  # .srsuite/ holds the run's settings
     assert names == ["a_hr.png", "a_realesrgan_x4_s0_0.png", "a_realesrgan_x4_s0_1.png", "b_hr.png",
                      "b_realesrgan_x4_s0_0.png", "b_realesrgan_x4_s0_1.png"]
     from src.data.image_io import load_image

@@ -422,7 +422,7 @@ def test_cli_bicubic_formats(tmp_path):
     proc = _run(f"input={folder}", f"output={out}", "model=bicubic", "scale=3", "tile=4", "tile_overlap=2",
                 run_dir=tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    modes = {p.name: (Image.open(p).mode, Image.open(p).size) for p in sorted(out.iterdir())}
+    modes = {p.name: (Image.open(p).mode, Image.open(p).size) for p in sorted(out.glob("*.png"))}
     assert modes == {"deep_x3.png": ("RGB", (15, 21)), "gray_x3.png": ("L", (24, 15)),  # PIL shows 16-bit RGB as RGB
                      "rgb_x3.png": ("RGB", (21, 27)), "rgba_x3.png": ("RGBA", (18, 18))}
     assert read_input(out / "deep_x3.png").bit_depth == 16

@@ -734,10 +734,13 @@ def _export_tensor(t: torch.Tensor) -> torch.Tensor:
 
 
 def export_basicsr(
-    state_dict: Mapping[str, torch.Tensor], path: str | Path, ema_state_dict: Mapping[str, torch.Tensor] | None = None
+    state_dict: Mapping[str, torch.Tensor], path: str | Path, ema_state_dict: Mapping[str, torch.Tensor] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``{'params': state_dict, 'params_ema': ema_state_dict or state_dict}`` (BasicSR's format, read by
-    BasicSR, Real-ESRGAN, chaiNNer/spandrel). A ``.safetensors`` path gets the flat EMA (else plain) weights."""
+    BasicSR, Real-ESRGAN, chaiNNer/spandrel), plus ``'srsuite': metadata`` when given (plain values: network
+    name, constructor arguments, scale; other clients ignore it). A ``.safetensors`` path gets the flat EMA (else
+    plain) weights and the metadata as JSON. Which key names suit which client: ``src.arch_registry``."""
     path = Path(path)
     params = {k: _export_tensor(v) for k, v in _strip_prefixes(state_dict).items()}
     ema = {k: _export_tensor(v) for k, v in _strip_prefixes(ema_state_dict).items()} if ema_state_dict else params
@@ -745,11 +748,15 @@ def export_basicsr(
         raise WeightsError("export: the EMA weights do not have the same keys as the network weights")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".safetensors":
+        import json
+
         from safetensors.torch import save_file
 
-        save_file(ema, str(path), metadata={"format": "pt"})
+        extra = {"srsuite": json.dumps(dict(metadata))} if metadata else {}
+        save_file(ema, str(path), metadata={"format": "pt", **extra})
     else:
-        torch.save({"params": params, "params_ema": ema}, path)
+        extra = {"srsuite": dict(metadata)} if metadata else {}
+        torch.save({"params": params, "params_ema": ema, **extra}, path)
     return path
 
 

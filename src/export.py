@@ -4,8 +4,11 @@
 one, becomes ``params_ema``) or any weights file :mod:`src.checkpoints` reads (official EDSR/RCAN/ESRGAN/CARN/
 IMDN/WDSR layouts, VDSR/LapSRN ``.mat``, ``.safetensors`` …). Formats (default: from the output's suffix):
 
-- ``pth``: ``{'params': …, 'params_ema': …}`` (BasicSR's format; BasicSR, Real-ESRGAN and chaiNNer load it);
-- ``safetensors``: the flat (EMA) state dict;
+- ``pth``: ``{'params': …, 'params_ema': …, 'srsuite': …}`` in the key layout most clients read for that
+  network (``layout=auto``; RCAN: the official names chaiNNer/spandrel recognise; ``layout=basicsr`` forces
+  BasicSR's), see :mod:`src.arch_registry`; the printed line names the programs that read the file. ``srsuite``
+  holds the network's constructor arguments and scale, so ``model=auto`` rebuilds it exactly;
+- ``safetensors``: the flat (EMA) state dict, ``srsuite`` as JSON metadata;
 - ``onnx``: the network as an ONNX graph (opset 17, dynamic batch/height/width) with its input conventions in
   ``metadata_props`` (scale, colour, input, input range), checked with onnxruntime on two input sizes;
 - ``torchscript``: ``torch.jit.trace`` of the network, conventions in ``_extra_files``, checked the same way.
@@ -24,9 +27,11 @@ from pathlib import Path
 
 import torch
 
-from src.checkpoints import WeightsError, export_basicsr, lightning_weights, read_file, read_hparams, read_weights
+from src.arch_registry import detect_file, export_weights, metadata
+from src.checkpoints import WeightsError, lightning_weights, read_file, read_hparams, read_weights
 
-KEYS = ("ckpt", "output", "overwrite", "format", "half", "model", "scale")
+KEYS = ("ckpt", "output", "overwrite", "format", "half", "model", "scale", "layout")
+LAYOUTS = ("auto", "basicsr")
 REQUIRED = ("ckpt", "output")
 FORMATS = ("pth", "safetensors", "onnx", "torchscript")
 SUFFIX_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
@@ -41,7 +46,7 @@ def parse_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="ckpt=<input> output=<file> [overwrite=true] [format=…] [half=true] "
-                             "[model=<m> scale=<s> model.<k>=…]")
+                             "[layout=auto|basicsr] [model=<m> scale=<s> model.<k>=…]")
     args = parser.parse_args(argv)
     values: dict[str, str] = {}
     model_overrides: list[str] = []
@@ -69,6 +74,9 @@ def parse_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     if half not in ("true", "false"):
         parser.error(f"half={values['half']!r}: expected true or false")
     values["half"] = half
+    values.setdefault("layout", "auto")
+    if values["layout"] not in LAYOUTS:
+        parser.error(f"layout={values['layout']!r}: expected one of {', '.join(LAYOUTS)}")
     if values.get("scale") and not values["scale"].isdigit():
         parser.error(f"scale={values['scale']!r}: expected a positive integer")
     return values, model_overrides
@@ -83,21 +91,32 @@ def _refuse_existing(output: str | Path, overwrite: bool) -> None:
         raise FileExistsError(f"output file {output} already exists: pass overwrite=true to replace it")
 
 
-def export(ckpt: str | Path, output: str | Path, overwrite: bool = False, half: bool = False) -> Path:
-    """Convert ``ckpt`` to BasicSR format (or flat ``.safetensors``) at ``output``; returns the written path. An
-    existing ``output`` is a :class:`FileExistsError` unless ``overwrite``."""
+def export(ckpt: str | Path, output: str | Path, overwrite: bool = False, half: bool = False,
+           layout: str = "auto") -> Path:
+    """Write ``ckpt``'s weights for other programs (``.pth``, or flat ``.safetensors``) at ``output``, with the
+    ``srsuite`` metadata and the key layout of :func:`src.arch_registry.export_weights`; returns the written path.
+    An existing ``output`` is a :class:`FileExistsError` unless ``overwrite``."""
     _refuse_existing(output, overwrite)
     obj = read_file(ckpt)
+    meta = None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and "hyper_parameters" in obj:
         params, ema = lightning_weights(obj)
         what = "Lightning checkpoint" + (" with EMA weights" if ema is not None else "")
+        hp = obj["hyper_parameters"]
+        meta = metadata(hp["name"], hp["arch"], hp["scale"], hp["input"], hp["color"])
     else:
         params, what = read_weights(ckpt)
         ema = None
+        try:
+            found = detect_file(ckpt)
+            meta = metadata(found.option, found.arch, found.scale, found.input, found.color)
+        except WeightsError as exc:  # still written (BasicSR key names), without the network's description
+            print(f"note: {exc}; the file is written without srsuite metadata (model=auto cannot read it)")
     if half:
         params, ema = _half(params), _half(ema)
-    path = export_basicsr(params, output, ema)
-    print(f"{ckpt} ({what}): {len(params)} tensors -> {path}")
+    path, clients = export_weights(params, output, ema, meta, layout)
+    network = f"{meta['arch']['_target_'].rsplit('.', 1)[-1]} x{meta['scale']}" if meta else "unidentified network"
+    print(f"{ckpt} ({what}): {len(params)} tensors, {network} -> {path}; read by {clients}")
     return path
 
 
@@ -157,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                                    f"{'.safetensors' if values['format'] == 'safetensors' else '.pth'}")
             if values.get("model") or values.get("scale") or overrides:
                 raise WeightsError("model= / scale= / model.<key>= only apply to format=onnx|torchscript")
-            export(values["ckpt"], values["output"], overwrite, half)
+            export(values["ckpt"], values["output"], overwrite, half, values["layout"])
         else:
             scale = int(values["scale"]) if values.get("scale") else None
             export_graph(values["ckpt"], values["output"], values["format"], half, values.get("model"), scale,

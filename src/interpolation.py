@@ -11,7 +11,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.checkpoints import export_basicsr, load_weights
+from src.arch_registry import export_weights, metadata
+from src.checkpoints import load_weights
 from src.config import ConfigError, check_keys, drop_training_groups, validate
 from src.evaluation.report import plot_perception_distortion
 from src.evaluation.results import SetScore, markdown_table, write_csv
@@ -53,8 +54,13 @@ def _alphas(cfg: DictConfig) -> list[float]:
 def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
     """Write one BasicSR-format file per α; with ``evaluate=true``, score each on ``benchmarks`` and write
     ``interpolation.csv``, ``interpolation.md`` and ``perception_distortion.png`` into ``out_dir``."""
+    from src.auto_model import is_auto, resolve_auto
+
     drop_training_groups(cfg)
     validate(cfg, INTERPOLATE_KEYS, trainer_key=None)
+    if is_auto(cfg.model):  # the network of `a` (`b` must hold the same)
+        resolve_auto(cfg, source=cfg.a, fallback_scale=cfg.scale, keep_weights=False)
+        validate(cfg, INTERPOLATE_KEYS, trainer_key=None)
     alphas = _alphas(cfg)
     if not isinstance(cfg.evaluate, bool):
         raise ConfigError(f"evaluate={cfg.evaluate!r}: expected true or false")
@@ -64,10 +70,12 @@ def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
     output = Path(cfg.output)
     series = cfg.alphas is not None
     files = [output / f"{cfg.model.name}_alpha{a:.2f}.pth" for a in alphas] if series else [output]
+    arch = OmegaConf.to_container(cfg.model.arch, resolve=True)
+    meta = metadata(cfg.model.name, arch, cfg.scale, cfg.model.get("input", "lr"), cfg.model.get("color", "rgb"))
     for alpha, path in zip(alphas, files):
         if path.exists() and not cfg.overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=true to replace it")
-        export_basicsr(interpolate_state(state_a, state_b, alpha), path)
+        export_weights(interpolate_state(state_a, state_b, alpha), path, meta=meta)
         log.info("alpha=%.2f -> %s", alpha, path)
     print("\n".join(f"alpha={a:.2f}: {p}" for a, p in zip(alphas, files)))
     if cfg.evaluate:

@@ -16,8 +16,9 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from src.arch_registry import export_weights, metadata
 from src.callbacks import EpochTimer, NetworkSummary, StepProgressBar, ValidationPanels
-from src.checkpoints import check_resume_checkpoint, export_basicsr
+from src.checkpoints import check_resume_checkpoint
 from src.config import ConfigError, validate
 from src.evaluation.heldout import heldout_report
 from src.evaluation.metric_suite import build_metric_suite
@@ -156,6 +157,10 @@ def build_callbacks(cfg: DictConfig, val_name: str, has_loggers: bool) -> list[C
 def train(cfg: DictConfig) -> float | None:
     """Run one training job described by a composed ``conf/train.yaml``; returns the best validation
     PSNR (Y, dB) for sweepers, or ``None`` when nothing was trained."""
+    from src.auto_model import is_auto, resolve_auto
+
+    if is_auto(cfg.model):  # fine-tune the network in model.weights with its (or model.option's) recipe
+        resolve_auto(cfg, fallback_scale=cfg.scale)
     validate(cfg, TRAIN_KEYS)
     resolve_weight_keys(cfg.model, "weights", "pretrained")  # files or model names (src.zoo)
     if cfg.get("loss"):  # a `loss=<preset>` selection replaces the model's own loss terms (no merging)
@@ -214,8 +219,10 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
         which = "final weights"
     method = method.to("cpu").eval()
     ema = method.sr_ema.net.state_dict() if getattr(method, "sr_ema", None) is not None else None
-    exported = export_basicsr(method.net.state_dict(), out / "checkpoints" / "best_basicsr.pth", ema)
-    log.info("BasicSR-format weights ({params, params_ema}) of the %s: %s", which, exported)
+    hp = method.hparams
+    exported, clients = export_weights(method.net.state_dict(), out / "checkpoints" / "best_basicsr.pth", ema,
+                                       metadata(hp["name"], hp["arch"], hp["scale"], hp["input"], hp["color"]))
+    log.info("weights of the %s ({params, params_ema}): %s; read by %s", which, exported, clients)
     method = method.to(device)
     datamodule.setup("validate")
     items = [datamodule.val_set[i] for i in range(len(datamodule.val_set))]
@@ -234,10 +241,10 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
     )
     _log_heldout(method, summary, cfg.model.name)
     print(f"\nHeld-out PSNR / SSIM (Y, {cfg.scale} px shaved) of the {which}, x{cfg.scale}:\n{table}")
-    print("\n" + run_folder_summary(out))
+    print("\n" + run_folder_summary(out, clients))
 
 
-def run_folder_summary(out: Path) -> str:
+def run_folder_summary(out: Path, clients: str | None = None) -> str:
     """What a finished run left in ``out``, listing only files that exist (a ``fast_dev_run`` writes no
     checkpoint), and the command that uploads an offline W&B run."""
     names = ["results.csv", "per_image.csv", "comparison.png", "csv/metrics.csv", "tensorboard"]
@@ -247,7 +254,8 @@ def run_folder_summary(out: Path) -> str:
     if present:
         lines.append("  " + ", ".join(present))
     if ckpts:
-        note = " (best_basicsr.pth: for BasicSR / Real-ESRGAN / chaiNNer)" if "best_basicsr.pth" in ckpts else ""
+        readers = clients or "see src.export"
+        note = f" (best_basicsr.pth read by: {readers})" if "best_basicsr.pth" in ckpts else ""
         lines.append(f"  checkpoints/: {', '.join(ckpts)}{note}")
     offline = sorted((out / "wandb").glob("offline-run-*"))
     if offline:

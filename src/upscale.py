@@ -24,7 +24,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from src.config import ConfigError, drop_training_groups, exit_on_user_error, validate
 from src.data.checks import check_image, check_images
@@ -353,6 +353,21 @@ def check_settings(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={cfg[key]!r}: expected true or false")
 
 
+def resolve_model(cfg: DictConfig) -> None:
+    """``model=auto`` (the default): the network in ``model.weights`` (``src.auto_model``; it also sets
+    ``scale``); MATLAB bicubic when no weights are given."""
+    from src.auto_model import compose_model_option, is_auto, resolve_auto
+
+    if not is_auto(cfg.model):
+        return
+    if cfg.model.get("weights"):
+        resolve_auto(cfg, scale=cfg.scale)
+    else:
+        with open_dict(cfg):
+            cfg.model = compose_model_option("bicubic").model
+        log.info("no model.weights given: MATLAB bicubic (model=bicubic)")
+
+
 def resolve_scale(cfg: DictConfig) -> int:
     """``scale``, else the scale of a Lightning checkpoint given as ``model.weights``, else 4."""
     from hydra.utils import get_class
@@ -387,6 +402,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
     check_settings(cfg)
     resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
     inputs = resolve_inputs(cfg.input)
+    resolve_model(cfg)
     scale = resolve_scale(cfg)
     cfg.scale = scale  # the model config interpolates ${scale}
     suffix = f"_x{scale}" if cfg.suffix is None else str(cfg.suffix)

@@ -149,7 +149,7 @@ def test_export_refuses_to_overwrite(bad_files, tmp_path, capsys):
     assert "already exists: pass overwrite=true" in capsys.readouterr().err
     assert out.read_bytes() == b"keep me"
     assert main([f"ckpt={bad_files['good']}", f"output={out}", "overwrite=true"]) == 0
-    assert set(torch.load(out, weights_only=True)) == {"params", "params_ema"}
+    assert set(torch.load(out, weights_only=True)) == {"params", "params_ema", "srsuite"}  # srsuite: for model=auto
 
 
 def test_upscale_without_weights_names_only_its_own_keys():

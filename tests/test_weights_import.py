@@ -321,7 +321,9 @@ def test_export_cli(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     saved = torch.load(tmp_path / "espcn_x2.pth", weights_only=True)
-    assert set(saved) == {"params", "params_ema"}
+    assert set(saved) == {"params", "params_ema", "srsuite"}
+    assert saved["srsuite"] == {**ESPCN_HPARAMS, "arch": ESPCN_ARCH}  # what model=auto cannot read from shapes
+    assert "Y-channel network: no other client reads it" in proc.stdout
     assert set(saved["params"]) == set(net.state_dict()) == set(saved["params_ema"])
     assert torch.equal(saved["params_ema"]["conv1.weight"], net.conv1.weight)
 

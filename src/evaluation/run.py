@@ -12,6 +12,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from src.auto_model import is_auto
 from src.checkpoints import build_eval_model, read_hparams
 from src.config import ConfigError, validate
 from src.evaluation.benchmark import load_benchmark_set, score_set
@@ -82,6 +83,19 @@ def _scales(cfg: DictConfig) -> list[int]:
     return [int(hparams["scale"])] if hparams else [int(cfg.scale)]
 
 
+def _resolve_auto(cfg: DictConfig) -> None:
+    """``model=auto``: the network in ``model.weights`` / ``ckpt_path``, at its own scale."""
+    from src.auto_model import is_auto, resolve_auto
+
+    if not is_auto(cfg.model):
+        return
+    found = resolve_auto(cfg, source=cfg.ckpt_path or None, fallback_scale=cfg.scale, keep_weights=not cfg.ckpt_path)
+    wanted = cfg.benchmarks.scales
+    if found.entry.scale_arg and wanted is not None and {int(s) for s in wanted} != {found.scale}:
+        raise ConfigError(f"benchmarks.scales={list(wanted)}: the network in the file is x{found.scale} only")
+    validate(cfg, EVALUATE_KEYS, trainer_key=None)
+
+
 def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     """Score ``cfg.model`` on every set x scale; write ``results.csv``, ``per_image.csv``, ``results.md`` and
     sample crops into ``out_dir``; print the Markdown table. Returns the per-set means.
@@ -98,6 +112,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     _check_tiling(cfg)
     check_keys(cfg.benchmarks, "benchmarks", BENCHMARK_KEYS, "the benchmark settings")
     check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
+    _resolve_auto(cfg)
     out_dir = Path(out_dir)
     device = pick_device(cfg.device)
     suite = build_metric_suite(cfg.metrics)
@@ -194,17 +209,10 @@ def parse_methods(entries) -> list[MethodSpec]:
 
 
 def _compose_model_group(model: str) -> DictConfig:
-    """``conf/model/<model>.yaml`` composed by Hydra (inside a running Hydra app: its search path)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    """``{'model': conf/model/<model>.yaml}`` composed by Hydra (inside a running Hydra app: its search path)."""
+    from src.auto_model import compose_model_option
 
-    def only_model(cfg: DictConfig) -> DictConfig:  # realesrnet / realesrgan also select a training degradation
-        return OmegaConf.create({"model": OmegaConf.to_container(cfg.model, resolve=False)})
-
-    if GlobalHydra.instance().is_initialized():
-        return only_model(compose(config_name="evaluate", overrides=[f"model={model}"]))
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return only_model(compose(config_name="evaluate", overrides=[f"model={model}"]))
+    return compose_model_option(model)
 
 
 def method_config(spec: MethodSpec, cfg: DictConfig, scale: int, composed: DictConfig | None = None) -> DictConfig:
@@ -223,6 +231,8 @@ def method_config(spec: MethodSpec, cfg: DictConfig, scale: int, composed: DictC
         "metrics": OmegaConf.to_container(cfg.metrics, resolve=True),
     })
     root = OmegaConf.merge(root, composed)
+    if is_auto(root.model):
+        return _auto_method_config(spec, root, scale)
     trainable = getattr(get_class(root.model._target_), "trainable", True)
     if spec.weights and not trainable:
         raise ConfigError(f"{spec.where}: model={spec.model} has no parameters: drop 'weights'")
@@ -236,6 +246,22 @@ def method_config(spec: MethodSpec, cfg: DictConfig, scale: int, composed: DictC
         validate(root, ("scale", "channels_last", "metrics", "model"), trainer_key=None)
     except (OmegaConfBaseException, ConfigError) as exc:
         raise ConfigError(f"{spec.where}: {_override_problem(exc, composed)}") from None
+    return root.model
+
+
+def _auto_method_config(spec: MethodSpec, root: DictConfig, scale: int) -> DictConfig:
+    """``model: auto``: the network in the entry's weights file (``src.auto_model``), which must run at ``scale``."""
+    from src.auto_model import resolve_auto
+
+    if not spec.weights:
+        raise ConfigError(f"{spec.where}: model=auto needs 'weights' (the file the network is read from)")
+    try:
+        root = OmegaConf.merge(root, {"model": dict(spec.overrides)})
+        resolve_auto(root, source=spec.weights, fallback_scale=scale)
+    except (ConfigError, ValueError) as exc:
+        raise ConfigError(f"{spec.where}: {exc}") from None
+    root.scale = int(scale)  # a network of another scale is skipped there (_skip_reason)
+    validate(root, ("scale", "channels_last", "metrics", "model"), trainer_key=None)
     return root.model
 
 
@@ -264,6 +290,8 @@ def _method_scales(cfg: DictConfig, specs: list[MethodSpec]) -> list[int]:
         hparams = read_hparams(spec.weights) if spec.weights else None
         if hparams and hparams.get("input") != "bicubic":
             found.append(int(hparams["scale"]))
+        elif spec.model == "auto" and spec.weights and _auto_scale(spec):
+            found.append(_auto_scale(spec))
     if found:
         return sorted(set(found))
     if not any(s.weights for s in specs):
@@ -271,8 +299,22 @@ def _method_scales(cfg: DictConfig, specs: list[MethodSpec]) -> list[int]:
     return [int(cfg.scale)]
 
 
+def _auto_scale(spec: MethodSpec) -> int | None:
+    """The scale of the network in a ``model: auto`` entry's file (``None``: bicubic input, any scale)."""
+    from src.arch_registry import detect_file
+
+    given = {k: v for k, v in (spec.overrides.get("arch") or {}).items() if v is not None}
+    found = detect_file(spec.weights, given)
+    return found.scale if found.entry.scale_arg else None
+
+
 def _skip_reason(spec: MethodSpec, scale: int) -> str | None:
     """Why ``spec`` cannot run at ``scale`` (a checkpoint trained for another scale), else ``None``."""
+    if spec.model == "auto" and spec.weights:
+        own = _auto_scale(spec)
+        if own is not None and own != scale:
+            return f"{spec.name} skipped at x{scale}: {spec.weights} holds an x{own} network"
+        return None
     hparams = read_hparams(spec.weights) if spec.weights else None
     if hparams and int(hparams["scale"]) != scale and hparams.get("input") != "bicubic":
         return f"{spec.name} skipped at x{scale}: {spec.weights} was trained for x{hparams['scale']}"

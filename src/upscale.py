@@ -361,7 +361,7 @@ def resolve_model(cfg: DictConfig) -> None:
     if not is_auto(cfg.model):
         return
     if cfg.model.get("weights"):
-        resolve_auto(cfg, scale=cfg.scale)
+        resolve_auto(cfg, scale=cfg.scale if isinstance(cfg.scale, int) else None)
     else:
         with open_dict(cfg):
             cfg.model = compose_model_option("bicubic").model
@@ -375,7 +375,7 @@ def resolve_scale(cfg: DictConfig) -> int:
     from src.checkpoints import read_hparams
 
     if cfg.scale is not None:
-        return int(cfg.scale)
+        return cfg.scale  # checked by check_settings
     weights = cfg.model.get("weights")
     if weights and getattr(get_class(cfg.model._target_), "trainable", True):
         hparams = read_hparams(weights)
@@ -399,12 +399,12 @@ def upscale(cfg: DictConfig) -> list[Path]:
     from src.inference import size_multiple
 
     drop_training_groups(cfg)
+    resolve_model(cfg)
+    cfg.scale = resolve_scale(cfg)  # before the checks: the model config interpolates ${scale}
     check_settings(cfg)
     resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
     inputs = resolve_inputs(cfg.input)
-    resolve_model(cfg)
-    scale = resolve_scale(cfg)
-    cfg.scale = scale  # the model config interpolates ${scale}
+    scale = int(cfg.scale)
     suffix = f"_x{scale}" if cfg.suffix is None else str(cfg.suffix)
     # unresolved: the model config may refer to training keys this entry point lacks (trainer.max_steps)
     run_settings = {"model": OmegaConf.to_container(cfg.model, resolve=False), "scale": scale, "suffix": suffix,

@@ -59,16 +59,16 @@ def resolve_auto(cfg: DictConfig, source: str | None = None, scale: int | None =
     """
     from src.arch_registry import detect_file
     from src.checkpoints import WeightsError
+    from src.zoo import resolve_weights
 
     auto = cfg.model
     source = source or auto.get("weights")
     if not source:
-        raise ConfigError("model=auto reads the network from a weights file: pass model.weights=<file>")
-    if not Path(str(source)).expanduser().is_file():
-        raise FileNotFoundError(f"model.weights={source}: no such file")
+        raise ConfigError("model=auto reads the network from a weights file: pass model.weights=<file or name>")
+    source = str(resolve_weights(source))  # a file, or a model name of `python -m src.download list`
     given = {str(k): v for k, v in (OmegaConf.to_container(auto.get("arch") or {}, resolve=True)).items()}
     try:
-        found = detect_file(Path(str(source)).expanduser(), given, scale if scale is not None else None)
+        found = detect_file(source, given, scale)
     except WeightsError as exc:
         raise ConfigError(str(exc).replace("\n", " ")) from None
     if found.entry.scale_arg and scale is not None and found.scale != int(scale):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from src.config import ConfigError, drop_training_groups, exit_on_user_error, validate
+from src.config import ConfigError, check_keys, drop_training_groups, exit_on_user_error, validate
 from src.data.checks import check_image, check_images
 from src.output_folders import BadInputsError, file_stamp, record_settings, same_settings
 from src.zoo import resolve_weight_keys
@@ -399,10 +399,11 @@ def upscale(cfg: DictConfig) -> list[Path]:
     from src.inference import size_multiple
 
     drop_training_groups(cfg)
-    resolve_model(cfg)
-    cfg.scale = resolve_scale(cfg)  # before the checks: the model config interpolates ${scale}
-    check_settings(cfg)
+    check_keys(cfg, "<root>", set(UPSCALE_KEYS) | {"hydra"}, "src.upscale")  # a misspelled key before any download
     resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
+    resolve_model(cfg)
+    cfg.scale = resolve_scale(cfg)  # before the value checks: the model config interpolates ${scale}
+    check_settings(cfg)
     inputs = resolve_inputs(cfg.input)
     scale = int(cfg.scale)
     suffix = f"_x{scale}" if cfg.suffix is None else str(cfg.suffix)

@@ -46,6 +46,16 @@ class ExportError(ValueError):
     """An export that cannot be made or does not reproduce the network."""
 
 
+def _require(module: str):
+    """Import an optional ONNX dependency, or fail with one line naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ExportError(f"{module} is not installed: install the ONNX extras (pip install -e '.[onnx]')") from exc
+
+
 @dataclass(frozen=True)
 class ExportSpec:
     """The input convention of an exported network (written into the file)."""
@@ -113,8 +123,8 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def export_onnx(net: nn.Module, path: str | Path, spec: ExportSpec, half: bool = False) -> dict[str, float]:
     """Write ``net`` as ONNX (opset 17, dynamic N/H/W, metadata), check it with onnxruntime on two input sizes;
     returns ``{"<n>x<h>x<w>": max |Δ|}`` (empty when the runtime cannot run fp16 on this machine)."""
-    import onnx
-
+    onnx = _require("onnx")
+    _require("onnxruntime")
     _check_traceable(net, spec)
     path = Path(path)
     frozen = _Frozen(net).eval()
@@ -146,7 +156,7 @@ def export_onnx(net: nn.Module, path: str | Path, spec: ExportSpec, half: bool =
 
 
 def _check_onnx(path: Path, spec: ExportSpec, reference: list[torch.Tensor], half: bool) -> dict[str, float]:
-    import onnxruntime as ort
+    ort = _require("onnxruntime")
 
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -209,7 +219,7 @@ def export_torchscript(net: nn.Module, path: str | Path, spec: ExportSpec, half:
 
 def read_onnx_spec(path: str | Path) -> ExportSpec:
     """The :class:`ExportSpec` stored in an ONNX file's ``metadata_props``."""
-    import onnx
+    onnx = _require("onnx")
 
     model = onnx.load(str(path), load_external_data=False)
     return ExportSpec.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
@@ -222,7 +232,7 @@ class OnnxNetwork(nn.Module):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
-        import onnxruntime as ort
+        ort = _require("onnxruntime")
 
         self.path = str(path)
         self.spec = read_onnx_spec(path)

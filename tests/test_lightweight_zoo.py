@@ -495,7 +495,8 @@ def _weights_file(tmp_path: Path, net: nn.Module, name: str) -> Path:
 
 
 def test_onnx_export_of_a_y_channel_network_and_upscale_through_onnxruntime(tmp_path):
-    import onnx
+    onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx extras (pip install -e '.[onnx]')")
+    pytest.importorskip("onnxruntime", reason="ONNX checks need onnxruntime (the onnx extras)")
     from PIL import Image
 
     from src.export import main as export_main
@@ -525,6 +526,7 @@ def test_onnx_export_of_a_y_channel_network_and_upscale_through_onnxruntime(tmp_
 
 
 def test_onnx_and_torchscript_exports_match_pytorch(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX checks need onnxruntime (the onnx extras)")
     from src.deployment import ExportError, ExportSpec, export_onnx, export_torchscript
     from src.export import export_graph
 

@@ -42,12 +42,12 @@ JOBS = [
     ("imdn", "IMDN_x2.pth", [2], []),
     ("imdn", "IMDN_x3.pth", [3], []),
     ("imdn", "IMDN_x4.pth", [4], []),
+    ("lapsrn", "LapSRN_x4.mat", [4], []),
+    ("lapsrn", "LapSRN_x2.mat", [2], []),
     ("carn", "carn.pth", [2, 3, 4], []),
     ("carn_m", "carn_m.pth", [2, 3, 4], []),
-    ("lapsrn", "LapSRN_x2.mat", [2], []),
-    ("lapsrn", "LapSRN_x4.mat", [4], []),
     ("lapsrn", "LapSRN_x8.mat", [8], ["model.arch.depth=5"]),
-    ("mslapsrn", "MSLapSRN_D5R8.mat", [2, 3, 4, 8], ["model.arch.recursive=8"]),
+    ("mslapsrn", "MSLapSRN_D5R8.mat", [2, 4, 8, 3], ["model.arch.recursive=8"]),
 ]
 SETS = ("Set5", "Set14")
 FIELDS = ("model", "file", "set", "scale", "psnr_y", "ssim_y", "seconds")

@@ -91,7 +91,8 @@ def main() -> None:
             outputs["pulse"], seconds["pulse"] = result.image, result.seconds
             for method, sr in outputs.items():
                 down = quantize(imresize(sr.unsqueeze(0), 1 / scale)[0])
-                rows.append({"image": f"lfw{i:03d}", "scale": scale, "method": method, "psnr_hr": round(psnr(sr, hr), 3),
+                rows.append({"image": f"lfw{i:03d}", "scale": scale, "method": method,
+                             "psnr_hr": round(psnr(sr, hr), 3),
                              "psnr_down": round(psnr(down, lr), 3), "seconds": round(seconds[method], 4),
                              "steps": result.total_steps if method == "pulse" else "",
                              "reached_eps": result.reached_eps if method == "pulse" else ""})
@@ -107,7 +108,8 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| method | scale | PSNR vs HR (dB) | downscaling PSNR vs LR (dB) | seconds / image | PULSE: eps reached |",
+    lines = ["| method | scale | PSNR vs HR (dB) | downscaling PSNR vs LR (dB) | seconds / image "
+             "| PULSE: eps reached |",
              "|---|---|---|---|---|---|"]
     for scale in args.scales:
         for method in panels[scale][1]:

@@ -280,10 +280,11 @@ class Upscaler:
     """LR image (C, H, W) -> SR image (C, sH, sW) with everything but file I/O: gray/alpha handling, tiling,
     self-ensemble and back-projection. ``runner`` maps an RGB tile batch to its SR output (:class:`ModelRunner`)."""
 
-    def __init__(self, runner, settings: UpscaleSettings, mod: int = 1) -> None:
+    def __init__(self, runner, settings: UpscaleSettings, mod: int = 1, min_size: int = 1) -> None:
         self.runner = runner
         self.settings = settings
         self.mod = mod
+        self.min_size = min_size  # smaller images are padded to it (the network's receptive field)
         self.device = getattr(runner, "device", torch.device("cpu"))
 
     def network(self, rgb: torch.Tensor, desc: str = "") -> torch.Tensor:
@@ -300,7 +301,8 @@ class Upscaler:
                 return tqdm(it, total=total, desc=f"  tiles {desc}".rstrip(), unit="tile", leave=False,
                             disable=total <= 1)
 
-        return tiled_forward(fn, rgb, s.scale, s.tile, s.tile_overlap, s.pre_pad, self.mod, progress, "cpu")
+        return tiled_forward(fn, rgb, s.scale, s.tile, s.tile_overlap, s.pre_pad, self.mod, progress, "cpu",
+                             min_size=self.min_size)
 
     def __call__(self, pixels: torch.Tensor, alpha: torch.Tensor | None = None,
                  desc: str = "") -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -397,6 +399,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
     """Super-resolve every input of ``cfg`` (see ``conf/upscale.yaml``); returns the written files."""
     from src.checkpoints import build_eval_model
     from src.inference import size_multiple
+    from src.inference.tiling import min_input_size
 
     drop_training_groups(cfg)
     check_keys(cfg, "<root>", set(UPSCALE_KEYS) | {"hydra"}, "src.upscale")  # a misspelled key before any download
@@ -426,7 +429,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
         scale=scale, tile=cfg.tile, tile_overlap=cfg.tile_overlap, pre_pad=cfg.pre_pad, ensemble=cfg.ensemble,
         postprocess=cfg.postprocess, bp_iterations=cfg.bp_iterations, progress=cfg.progress,
     )
-    upscaler = Upscaler(runner, settings, mod=size_multiple(model))
+    upscaler = Upscaler(runner, settings, mod=size_multiple(model), min_size=min_input_size(model))
     log.info("%s x%d on %s (%s), tile=%s overlap=%s, ensemble=%s, postprocess=%s: %d image(s) -> %s",
              cfg.model.name, scale, device, cfg.precision, cfg.tile, cfg.tile_overlap, cfg.ensemble,
              cfg.postprocess, len(inputs), cfg.output)

@@ -146,7 +146,12 @@ def score_set(
                 f"{method} produced {tuple(sr.shape[-2:])} for {set_name}/{img.name}, "
                 f"expected {tuple(img.hr.shape[-2:])}"
             )
-        values = suite.score(sr, img.hr, scale)
+        try:
+            values = suite.score(sr, img.hr, scale)
+        except ValueError as exc:  # too small for the protocol (shave, SSIM window): name the image
+            h, w = img.hr.shape[-2:]
+            raise ValueError(f"{set_name}/{img.name}: the HR image ({w}x{h} px) is too small to score at x{scale}: "
+                             f"{exc}") from exc
         values["seconds"] = seconds
         scores.append(ImageScore(method, set_name, scale, img.name, values))
         if keep_outputs and img.name in keep_outputs:

@@ -36,11 +36,13 @@ def with_inference_options(model, scale: int, ensemble: bool, postprocess: str, 
     tile, seam-free blending over ``tile_overlap`` px)."""
     if postprocess not in POSTPROCESS:
         raise ValueError(f"postprocess={postprocess!r}: expected one of {POSTPROCESS}")
-    if not ensemble and postprocess == "none" and not tile:
+    from src.inference.tiling import min_input_size, size_multiple, tiled_forward
+
+    min_size = min_input_size(model) if isinstance(model, torch.nn.Module) else 1  # tiny images get padded
+    if not ensemble and postprocess == "none" and not tile and min_size <= 1:
         return model
     from src.inference.back_projection import back_project_tiled
     from src.inference.ensemble import self_ensemble
-    from src.inference.tiling import size_multiple, tiled_forward
 
     mod = size_multiple(model) if isinstance(model, torch.nn.Module) else 1
 
@@ -48,7 +50,10 @@ def with_inference_options(model, scale: int, ensemble: bool, postprocess: str, 
         return self_ensemble(model, lr) if ensemble else model(lr)
 
     def run(lr: torch.Tensor) -> torch.Tensor:
-        sr = tiled_forward(network, lr, scale, tile, tile_overlap, 0, mod, None, None) if tile else network(lr)
+        if tile or min(lr.shape[-2:]) < min_size:
+            sr = tiled_forward(network, lr, scale, tile, tile_overlap, 0, mod, None, None, min_size=min_size)
+        else:
+            sr = network(lr)
         if postprocess == "back_projection":
             sr = back_project_tiled(sr, lr, scale, bp_iterations, tile)
         return sr

@@ -37,7 +37,9 @@ from torch import nn
 
 __all__ = [
     "blend_weights",
+    "min_input_size",
     "pad_image",
+    "pad_to_min_size",
     "size_multiple",
     "tile_starts",
     "tiled_forward",
@@ -80,6 +82,47 @@ def pad_image(x: torch.Tensor, pre_pad: int = 0, mod: int = 1) -> tuple[torch.Te
         return x, (0, 0)
     fits = max(pads[0], pads[1]) < w and max(pads[2], pads[3]) < h
     return F.pad(x, pads, mode="reflect" if fits else "replicate"), (pre_pad, pre_pad)
+
+
+MAX_CONTEXT = 32  # LR px of context per side that padding of small inputs provides at most
+
+
+def min_input_size(model: nn.Module) -> int:
+    """The smallest LR side a network sees its own receptive field in: ``2 r + 1`` with ``r`` the sum of the
+    convolution radii ``(k - 1) / 2 * dilation`` of all its conv layers (an upper bound: layers after the
+    upsampler count in LR pixels too), ``r`` capped at :data:`MAX_CONTEXT`. 1 for models without convolutions.
+
+    Smaller inputs are padded up to it (:func:`pad_to_min_size`): with zero padding inside every layer, a 1x1 or
+    1x4000 image would otherwise be mostly zeros to the network (a near-black output).
+    """
+    radius = 0
+    for module in model.modules() if isinstance(model, nn.Module) else ():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            k, d = max(module.kernel_size), max(module.dilation)
+            radius += (k - 1) // 2 * d
+    return 2 * min(radius, MAX_CONTEXT) + 1
+
+
+def pad_to_min_size(x: torch.Tensor, min_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad ``x`` (N, C, H, W) evenly on both sides of every dimension shorter than ``min_size``: mirrored
+    (reflection, repeated as often as needed), or replicated where a side is a single pixel. Returns
+    ``(padded, (top, left))``; the input is ``padded[..., top:top + H, left:left + W]``."""
+    h, w = x.shape[-2:]
+    top = left = 0
+    for dim in (-2, -1):
+        while x.shape[dim] < min_size:
+            size = x.shape[dim]
+            need = min_size - size
+            before, after = (need + 1) // 2, need // 2
+            if size > 1:
+                before, after = min(before, size - 1), min(after, size - 1)
+            pads = (before, after, 0, 0) if dim == -1 else (0, 0, before, after)
+            x = F.pad(x, pads, mode="reflect" if size > 1 else "replicate")
+            if dim == -2:
+                top += before
+            else:
+                left += before
+    return x, (top, left)
 
 
 def tile_starts(length: int, tile: int, overlap: int, mod: int = 1) -> list[int]:
@@ -159,6 +202,7 @@ def tiled_forward(
     mod: int = 1,
     progress: Progress | None = None,
     out_device: torch.device | str | None = "cpu",
+    min_size: int = 1,
 ) -> torch.Tensor:
     """Apply ``fn`` (LR (N, C, h, w) -> SR (N, C', h*scale, w*scale)) to ``lr`` (N, C, H, W) tile by tile.
 
@@ -173,6 +217,8 @@ def tiled_forward(
         mod: the network's size multiple (:func:`size_multiple`).
         progress: optional ``(iterable, total) -> iterable`` wrapper for the tile loop (a progress bar).
         out_device: where the output is accumulated (``None``: the device of ``fn``'s output).
+        min_size: images with a side below it are padded up to it first (:func:`min_input_size` of the network;
+            :func:`pad_to_min_size`), and the output cropped back.
 
     Returns:
         float32 SR image (N, C', H*scale, W*scale).
@@ -182,6 +228,11 @@ def tiled_forward(
     if tile < 0 or overlap < 0:
         raise ValueError(f"tile and tile_overlap must be >= 0, got tile={tile}, tile_overlap={overlap}")
     scale = int(scale)
+    if min(lr.shape[-2:]) < min_size:
+        h, w = lr.shape[-2:]
+        padded, (t, left) = pad_to_min_size(lr, min_size)
+        out = tiled_forward(fn, padded, scale, tile, overlap, pre_pad, mod, progress, out_device)
+        return out[..., t * scale : (t + h) * scale, left * scale : (left + w) * scale].contiguous()
     h, w = lr.shape[-2:]
     x, (top, left) = pad_image(lr, pre_pad, mod)
     ph, pw = x.shape[-2:]

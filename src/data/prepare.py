@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -389,10 +390,22 @@ def process_image(plan: _Plan) -> _Result:
     return result
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if parent is not None:
+        import threading
+
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """A worker ends itself once its parent is gone (killed, even with SIGKILL): no orphan holding ~1 GB."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _check_settings(cfg: PrepareConfig) -> None:
@@ -425,25 +438,30 @@ def _run_jobs(plans: list[_Plan], workers: int) -> Iterator[_Result]:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold torch threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-        pending: set[Future] = set()
-        queue = iter(plans)
-        try:
-            for plan in queue:  # keep a bounded number of tasks in flight
-                pending.add(pool.submit(process_image, plan))
-                if len(pending) >= 4 * workers:
-                    break
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    yield fut.result()
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(process_image, nxt))
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(os.getpid(),))
+    pending: set[Future] = set()
+    queue = iter(plans)
+    try:
+        for plan in queue:  # keep a bounded number of tasks in flight
+            pending.add(pool.submit(process_image, plan))
+            if len(pending) >= 4 * workers:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(process_image, nxt))
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM) or failed: stop the workers now instead of letting them finish their
+        # images; their temporary files are removed by the next run
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
+    pool.shutdown(wait=True)
 
 
 def prepare(cfg: PrepareConfig) -> dict:
@@ -547,11 +565,18 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         print(PrepareConfig.__doc__)
         return None
     cfg = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SLURM preemption, kill: the same cleanup as Ctrl-C
     try:
         return prepare(cfg)
     except KeyboardInterrupt:
         print("\nprepare: interrupted; finished files are kept: rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

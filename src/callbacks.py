@@ -4,6 +4,7 @@ step-based progress bar."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
@@ -244,3 +245,32 @@ class StepProgressBar(ProgressBar):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class ObjectiveTracker(Callback):
+    """Keeps every value of one validation metric (``key``, e.g. ``val/sample/psnr_y``) seen after a validation
+    (sanity checks excluded): ``best`` is the highest (``maximize``) or lowest (``minimize``) finite value, ``last``
+    the latest value (``nan`` when the run diverged)."""
+
+    def __init__(self, key: str, direction: str = "maximize") -> None:
+        if direction not in ("maximize", "minimize"):
+            raise ValueError(f"direction={direction!r}: expected 'maximize' or 'minimize'")
+        self.key = key
+        self.direction = direction
+        self.values: list[float] = []
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or self.key not in trainer.callback_metrics:
+            return
+        self.values.append(float(trainer.callback_metrics[self.key]))
+
+    @property
+    def last(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+    @property
+    def best(self) -> float | None:
+        finite = [v for v in self.values if math.isfinite(v)]
+        if not finite:
+            return None
+        return max(finite) if self.direction == "maximize" else min(finite)

@@ -41,6 +41,10 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("sr.channels", _channels_for_color)
     if not OmegaConf.has_resolver("sr.benchmarks"):
         OmegaConf.register_new_resolver("sr.benchmarks", benchmarks_root)
+    if not OmegaConf.has_resolver("sr.direction"):
+        OmegaConf.register_new_resolver("sr.direction", objective_direction)
+    if not OmegaConf.has_resolver("sr.sqlite"):
+        OmegaConf.register_new_resolver("sr.sqlite", _sqlite_url)
 
 
 def _product(values: Iterable[Any]) -> Any:
@@ -56,6 +60,24 @@ def _channels_for_color(color: str) -> int:
     if color == "rgb":
         return 3
     raise ConfigError(f"model.color={color!r}: expected 'rgb' or 'y'")
+
+
+# metrics where lower is better (the rest: higher is better); the direction of a search's objective
+LOWER_IS_BETTER = ("lpips", "niqe", "pi", "rmse")
+
+
+def objective_direction(metric: str) -> str:
+    """``minimize`` for metrics where lower is better (LPIPS, NIQE, PI, RMSE), else ``maximize``."""
+    return "minimize" if str(metric).split("/")[-1] in LOWER_IS_BETTER else "maximize"
+
+
+def _sqlite_url(path: str) -> str:
+    """``sqlite:///<absolute path>`` for an Optuna storage file, its folder created (SQLite does not)."""
+    from pathlib import Path
+
+    file = Path(str(path)).expanduser().resolve()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{file}"
 
 
 _register_resolvers()

@@ -1,16 +1,19 @@
-"""Logger construction that needs more than a ``_target_``: W&B's offline-unless-configured default."""
+"""Logger construction that needs more than a ``_target_``: W&B's offline-unless-configured default, and one
+W&B run per Hydra job (name, group, job type and tags from the job; the previous job's run finished first)."""
 
 from __future__ import annotations
 
 import logging
 import netrc
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning.pytorch.loggers import WandbLogger
 
 log = logging.getLogger(__name__)
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+TAG_GROUPS = ("model", "data", "degradation", "loss", "experiment", "hparams_search")  # become W&B run tags
 
 
 def wandb_is_configured() -> bool:
@@ -47,12 +50,23 @@ def wandb_logger(
     group: str | None = None,
     tags: list[str] | None = None,
     log_model: bool = False,
+    job_type: str = "train",
 ) -> WandbLogger:
-    """Lightning's WandbLogger, offline unless W&B is configured for this user (see ``resolve_wandb_mode``)."""
+    """Lightning's WandbLogger, offline unless W&B is configured for this user (see ``resolve_wandb_mode``), for a
+    new W&B run of this job.
+
+    In a Hydra multirun the run is named ``<name>-<job number>`` and, unless ``group`` is given, grouped by the
+    sweep (the multirun folder's name); the chosen config groups become tags (``model:espcn``, ``data:sample``
+    …) after the given ``tags``. A W&B run still open in this process (an earlier job of the sweep) is
+    finished first (``_start_run``): Lightning's WandbLogger would otherwise log into it."""
     resolved = resolve_wandb_mode(mode)
     log.info("W&B mode: %s%s", resolved, " (sync later with `wandb sync`)" if resolved == "offline" else "")
+    job = hydra_job()
+    if job.num is not None:
+        name = f"{name}-{job.num}"
+        group = group or job.sweep
     init = {"project": project, "name": name, "dir": save_dir, "mode": resolved, "entity": entity, "group": group,
-            "tags": list(tags or [])}
+            "job_type": job_type, "tags": list(dict.fromkeys([*(tags or []), *job.tags]))}
     return WandbLogger(
         **{k: v for k, v in init.items() if k not in ("dir", "mode")},
         save_dir=save_dir,
@@ -83,10 +97,35 @@ def _start_run(init: dict):
     return run
 
 
-def finish_wandb(loggers: list) -> None:
-    """Close the W&B runs of ``loggers`` (writes W&B's summary now instead of at interpreter exit)."""
+def finish_wandb(loggers: list, exit_code: int = 0) -> None:
+    """Close the W&B runs of ``loggers`` (writes W&B's summary now instead of at interpreter exit; one run per job:
+    the next job of a multirun starts its own). ``exit_code`` 1 marks the run failed."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             experiment = logger.experiment
             if hasattr(experiment, "finish"):
-                experiment.finish()
+                experiment.finish(exit_code=exit_code)
+
+
+@dataclass
+class HydraJob:
+    """What a logger needs to know about the Hydra job it runs in."""
+
+    num: int | None = None  # job number in a multirun; None for a single run
+    sweep: str | None = None  # the multirun folder's name
+    tags: list[str] = field(default_factory=list)  # "<group>:<option>" of the chosen config groups
+
+
+def hydra_job() -> HydraJob:
+    """The current Hydra job (an empty :class:`HydraJob` outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return HydraJob()
+    hydra = HydraConfig.get()
+    choices = hydra.runtime.choices
+    tags = [f"{g}:{choices[g]}" for g in TAG_GROUPS if choices.get(g) not in (None, "null")]
+    if hydra.mode != RunMode.MULTIRUN:
+        return HydraJob(tags=tags)
+    return HydraJob(int(hydra.job.num), Path(str(hydra.sweep.dir)).name, tags)

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from omegaconf import DictConfig, OmegaConf
 
 from src.arch_registry import export_weights, metadata
-from src.callbacks import EpochTimer, NetworkSummary, StepProgressBar, ValidationPanels
+from src.callbacks import EpochTimer, NetworkSummary, ObjectiveTracker, StepProgressBar, ValidationPanels
 from src.checkpoints import check_resume_checkpoint
 from src.config import ConfigError, validate
 from src.evaluation.heldout import heldout_report
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 TRAIN_KEYS = (
     "model", "data", "degradation", "trainer", "strategy", "logger", "scale", "seed", "ckpt_path",
     "run_name", "channels_last", "metrics", "checkpoint", "report", "experiment", "perceptual_weights", "loss",
+    "objective",
 )
 
 
@@ -154,15 +155,109 @@ def build_callbacks(cfg: DictConfig, val_name: str, has_loggers: bool) -> list[C
     return callbacks
 
 
+def is_requeued_job() -> bool:
+    """True in a SLURM job that was requeued (preempted, or timed out and requeued by submitit): SLURM sets
+    ``SLURM_RESTART_COUNT`` to the number of restarts (submitit's requeue is ``scontrol requeue``, counted there
+    too; submitit leaves no marker of its own)."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
+    except ValueError:
+        return False
+
+
+def requeue_resume_path(run_folder: Path) -> Path | None:
+    """The checkpoint a requeued job continues from: ``<run_folder>/checkpoints/last.ckpt`` when this process
+    is a requeued job (:func:`is_requeued_job`; it keeps its run folder) and that file exists, else ``None``."""
+    last = Path(run_folder) / "checkpoints" / "last.ckpt"
+    return last if is_requeued_job() and last.is_file() else None
+
+
+def slurm_trainer_resources(trainer_cfg: DictConfig, launcher_cfg: DictConfig | None) -> None:
+    """Under ``hydra/launcher=slurm`` (submitit's SLURM launcher): ``trainer.num_nodes`` = ``hydra.launcher.nodes``
+    and ``trainer.devices`` = ``hydra.launcher.tasks_per_node`` (one process per GPU; Lightning's SLURM
+    environment reads the ranks). A different explicit ``trainer.num_nodes`` / ``devices`` is an error: the
+    launcher's keys are the one place for the job's resources. No-op for other launchers."""
+    if launcher_cfg is None or not str(launcher_cfg.get("_target_", "")).endswith("SlurmLauncher"):
+        return
+    nodes, tasks, gpus = int(launcher_cfg.nodes), int(launcher_cfg.tasks_per_node), launcher_cfg.get("gpus_per_node")
+    if gpus and tasks != int(gpus):
+        raise ConfigError(f"hydra.launcher.tasks_per_node={tasks} but gpus_per_node={gpus}: Lightning runs one "
+                          "process per GPU (leave tasks_per_node at its default, ${.gpus_per_node})")
+    for key, value, source in (("num_nodes", nodes, "nodes"), ("devices", tasks, "gpus_per_node")):
+        current = trainer_cfg.get(key)
+        if current not in (1, value):
+            raise ConfigError(f"trainer.{key}={current} but hydra.launcher.{source}={value}: set the job's resources "
+                              f"on the launcher (hydra.launcher.{source}=…)")
+        trainer_cfg[key] = value
+
+
+def _hydra_launcher() -> DictConfig | None:
+    try:
+        return HydraConfig.get().launcher
+    except ValueError:
+        return None
+
+
+def _resume_from(cfg: DictConfig, out: Path) -> str | None:
+    requeued = requeue_resume_path(out)
+    if requeued is not None:
+        log.info("requeued job (SLURM_RESTART_COUNT=%s): resuming from %s", os.environ.get("SLURM_RESTART_COUNT"),
+                 requeued)
+        return str(requeued)
+    return cfg.ckpt_path
+
+
+class TrialFailedError(RuntimeError):
+    """A run without a usable objective (it diverged, or never validated). Raised only under the Optuna sweeper,
+    which records the trial as failed (a returned ``nan`` would be stored as a completed trial)."""
+
+
+def _under_optuna() -> bool:
+    try:
+        return "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")).lower()
+    except ValueError:
+        return False
+
+
+def check_objective(cfg: DictConfig) -> tuple[str, str]:
+    """(metric, direction) of ``objective``; the metric must be one that validation computes."""
+    from src.config import objective_direction
+    from src.evaluation.metric_suite import ALL_METRICS
+
+    metric = str(cfg.objective)
+    names = {"psnr_y", "ssim_y", *cfg.metrics.names}
+    if metric not in ALL_METRICS:
+        raise ConfigError(f"objective={metric!r}: expected a metric name, one of {', '.join(ALL_METRICS)}")
+    if metric not in names:
+        raise ConfigError(f"objective={metric!r} is not computed during validation: add it to metrics.names "
+                          f"(now {sorted(names)})")
+    return metric, objective_direction(metric)
+
+
+def objective_value(tracker: ObjectiveTracker) -> float | None:
+    """The best value of the tracked metric; ``None`` (with a warning) or, under the Optuna sweeper,
+    :class:`TrialFailedError` when the run has no validation or its last validation is not finite."""
+    last = tracker.last
+    if last is not None and math.isfinite(last) and tracker.best is not None:
+        return tracker.best
+    reason = "no validation ran" if last is None else f"the last validation gave {last} (the run diverged)"
+    message = f"objective {tracker.key}: {reason}"
+    if _under_optuna():
+        raise TrialFailedError(message)
+    log.warning("%s; returning None", message)
+    return None
+
+
 def train(cfg: DictConfig) -> float | None:
-    """Run one training job described by a composed ``conf/train.yaml``; returns the best validation
-    PSNR (Y, dB) for sweepers, or ``None`` when nothing was trained."""
+    """Run one training job described by a composed ``conf/train.yaml``; returns the objective for sweepers (the
+    best ``val/<set>/<objective>``, see :func:`objective_value`), or ``None`` when nothing was trained."""
     from src.auto_model import is_auto, resolve_auto
 
     if is_auto(cfg.model):  # fine-tune the network in model.weights with its (or model.option's) recipe
         resolve_auto(cfg, fallback_scale=cfg.scale)
     validate(cfg, TRAIN_KEYS)
     resolve_weight_keys(cfg.model, "weights", "pretrained")  # files or model names (src.zoo)
+    metric, direction = check_objective(cfg)
     if cfg.get("loss"):  # a `loss=<preset>` selection replaces the model's own loss terms (no merging)
         OmegaConf.update(cfg, "model.loss", cfg.loss, merge=False)
     method_cls = get_class(cfg.model._target_)
@@ -173,6 +268,7 @@ def train(cfg: DictConfig) -> float | None:
         )
         return None
 
+    slurm_trainer_resources(cfg.trainer, _hydra_launcher())
     strategy = build_strategy(cfg.strategy, method_cls, cfg.trainer)
     check_sharding(strategy, method_cls, cfg.model)
     _route_lightning_logs()
@@ -187,23 +283,27 @@ def train(cfg: DictConfig) -> float | None:
         check_resume_checkpoint(cfg.ckpt_path, method)
     loggers = build_loggers(cfg.get("logger"))
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    tracker = ObjectiveTracker(f"val/{datamodule.val_name}/{metric}", direction)
     trainer = L.Trainer(
         **trainer_kwargs,
         strategy=strategy,
         logger=loggers or False,
-        callbacks=build_callbacks(cfg, datamodule.val_name, bool(loggers)),
+        callbacks=[*build_callbacks(cfg, datamodule.val_name, bool(loggers)), tracker],
         default_root_dir=str(out),
     )
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(method, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-
-    checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_score if checkpoint is not None else None
-    if trainer.is_global_zero and cfg.report.enabled:
-        _final_report(cfg, method, datamodule, degradation, checkpoint, out, trainer.strategy.root_device)
-    finish_wandb(loggers)
-    return float(best) if best is not None and math.isfinite(float(best)) else None
+    try:
+        trainer.fit(method, datamodule=datamodule, ckpt_path=_resume_from(cfg, out))
+        checkpoint = trainer.checkpoint_callback
+        if trainer.is_global_zero and cfg.report.enabled:
+            _final_report(cfg, method, datamodule, degradation, checkpoint, out, trainer.strategy.root_device)
+        objective = objective_value(tracker)
+    except BaseException:
+        finish_wandb(loggers, exit_code=1)
+        raise
+    finish_wandb(loggers)  # one W&B run per job: the next job of a multirun starts its own
+    return objective
 
 
 def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,

@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from src.data.checks import check_images, describe_bad
 from src.data.datasets import FullImageDataset, PairedPatchDataset, RandomPatchDataset
@@ -51,8 +51,8 @@ class LoaderPosition:
 class ResumableLoader(DataLoader):
     """The training ``DataLoader``, resumable mid-epoch (Lightning saves ``state_dict()`` in checkpoints).
 
-    Pass ``e`` shuffles with a generator seeded by ``(seed, e)`` (the same order on every run; under DDP,
-    Lightning's ``DistributedSampler`` orders by its own seed and the epoch) and tells the data set the epoch,
+    Pass ``e`` shuffles with a generator seeded by ``(seed, e)`` (the same order on every run; a
+    ``DistributedSampler`` given as ``sampler`` is set to epoch ``e``) and tells the data set the epoch,
     whose items then draw their crops from ``(seed, e, index)``. A resumed pass replays its order and skips the
     batches already trained on (they are loaded and dropped: loading time, no training).
     """
@@ -70,6 +70,8 @@ class ResumableLoader(DataLoader):
     def __iter__(self):
         epoch, skip = self.position.start_pass()
         self.order_generator.manual_seed(_mix(self.seed, epoch))
+        if hasattr(self.sampler, "set_epoch"):  # a DistributedSampler orders by (its seed, epoch)
+            self.sampler.set_epoch(epoch)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
         iterator = super().__iter__()
@@ -235,13 +237,24 @@ class SRDataModule(L.LightningDataModule):
             self.val_set = FullImageDataset(hr, self.scale, lr, crop=self.val_crop, cache=self.cache)
 
     # ---- loaders ------------------------------------------------------------------------------------------
+    def _world(self) -> tuple[int, int]:
+        """(number of processes, this process's global rank) of the attached trainer; (1, 0) without one."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
     def train_dataloader(self) -> DataLoader:
+        """Shuffled by a ``DistributedSampler`` for any number of processes (one of them too): pass ``e`` is the
+        permutation of ``(seed, e)``, dealt out round-robin to the processes. With the items' crops drawn from
+        ``(seed, e, index)``, ``P`` processes with batch ``B`` train at every step on the same patches as one
+        process with batch ``P·B``."""
+        world, rank = self._world()
+        sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
         return ResumableLoader(
             self.train_set,
             seed=self.seed,
             position=self.position,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=sampler,
             drop_last=True,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
@@ -249,6 +262,8 @@ class SRDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
+        """Batches of one image. Under DDP Lightning deals the images out with a ``DistributedSampler``, which pads
+        the last round with repeats; the methods drop the repeats by ``index`` before averaging."""
         return DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=min(self.num_workers, 1))
 
     # ---- on-device LR synthesis ---------------------------------------------------------------------------

@@ -206,8 +206,8 @@ class FullImageDataset(Dataset):
     """Whole images for validation: HR modcropped to a multiple of ``scale`` (and optionally centre-cropped
     to ``crop`` pixels, a multiple of ``scale``, to bound validation time on 2K images).
 
-    Item: ``{"hr": uint8 (3, H, W), "name": str}`` plus ``"lr": uint8 (3, H/scale, W/scale)`` when LR files
-    are given.
+    Item: ``{"hr": uint8 (3, H, W), "name": str, "index": int}`` plus ``"lr": uint8 (3, H/scale, W/scale)`` when
+    LR files are given.
     """
 
     def __init__(
@@ -245,6 +245,7 @@ class FullImageDataset(Dataset):
         item: dict[str, torch.Tensor | str] = {
             "hr": hr[:, top : top + h, left : left + w].contiguous(),
             "name": self.hr_images.paths[index].name,
+            "index": index,  # identifies the image when DDP validation pads a process's share with repeats
         }
         if self.lr_images is not None:
             s = self.scale

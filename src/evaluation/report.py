@@ -151,6 +151,9 @@ class WandbRun:
     project: str = ""
     group: str = ""
     folder: Path | None = None
+    job_type: str = ""
+    tags: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # the logged rows, in order (.wandb files only)
 
 
 _BLOCK = 32768
@@ -217,10 +220,12 @@ def read_wandb_file(path: str | Path) -> WandbRun:
     from wandb.proto import wandb_internal_pb2 as pb
 
     path = Path(path)
-    run_id = name = project = group = ""
+    run_id = name = project = group = job_type = ""
+    tags: list[str] = []
     config: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     history: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
     for raw in _wandb_records(path):
         record = pb.Record()
         try:
@@ -232,6 +237,7 @@ def read_wandb_file(path: str | Path) -> WandbRun:
             run = record.run
             run_id, name = run.run_id or run_id, run.display_name or name
             project, group = run.project or project, run.run_group or group
+            job_type, tags = run.job_type or job_type, list(run.tags) or tags
             _apply_items(config, run.config.update)
             _apply_items(summary, run.summary.update)
         elif kind == "config":
@@ -241,12 +247,15 @@ def read_wandb_file(path: str | Path) -> WandbRun:
             _apply_items(summary, record.summary.update)
             _apply_items(summary, record.summary.remove, remove=True)
         elif kind == "history":
+            row: dict[str, Any] = {}
+            _apply_items(row, record.history.item)
+            rows.append(row)
             _apply_items(history, record.history.item)
     config.pop("_wandb", None)
     if not any(not k.startswith("_") for k in summary):
         summary = {**history, **summary}
     run_id = run_id or path.stem.removeprefix("run-")
-    return WandbRun(run_id, name or run_id, config, summary, project, group, path.parent)
+    return WandbRun(run_id, name or run_id, config, summary, project, group, path.parent, job_type, tags, rows)
 
 
 def read_wandb_folder(folder: str | Path) -> WandbRun | None:
@@ -261,7 +270,8 @@ def read_wandb_folder(folder: str | Path) -> WandbRun | None:
         config = run.config if run else _read_wandb_config(folder / "files" / "config.yaml")
         run_id = run.id if run else folder.name.rsplit("-", 1)[-1]
         return WandbRun(run_id, run.name if run else run_id, config, summary,
-                        run.project if run else "", run.group if run else "", folder)
+                        run.project if run else "", run.group if run else "", folder,
+                        run.job_type if run else "", run.tags if run else [], run.history if run else [])
     return run
 
 

@@ -93,7 +93,8 @@ class AdversarialSR(SupervisedSR):
                 "grad_clip_g": grad_clip_g,
                 "grad_clip_d": grad_clip_d,
                 "postprocess": postprocess,
-            }
+            },
+            logger=False,
         )
         self.automatic_optimization = False
         self.net_d: nn.Module = instantiate(self.hparams.discriminator)

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -104,7 +105,7 @@ class SupervisedSR(L.LightningModule):
         unknown = set(recipe or {}) - set(RECIPE_KEYS)
         if unknown:
             raise ValueError(f"model.recipe has unknown keys {sorted(unknown)}; valid keys: {list(RECIPE_KEYS)}")
-        self.save_hyperparameters(
+        self.save_hyperparameters(  # not sent to the loggers: src.train logs the whole composed config once
             {
                 "name": name,
                 "arch": _plain(arch),
@@ -122,7 +123,8 @@ class SupervisedSR(L.LightningModule):
                 "grad_clip_mode": grad_clip_mode,
                 "ema_decay": ema_decay,
                 "content_target_usm": content_target_usm,
-            }
+            },
+            logger=False,
         )
         net: nn.Module = instantiate(self.hparams.arch)
         if weights:
@@ -169,7 +171,7 @@ class SupervisedSR(L.LightningModule):
         """Log ``train/<name>`` every step (loggers read it every ``trainer.log_every_n_steps``); with ``prog_bar``
         also ``<name>`` on the progress bar, but only every ``log_every_n_steps`` steps: the bar turns its values
         into Python numbers, one host-device synchronisation per term and step otherwise."""
-        self.log(f"train/{name}", value, batch_size=batch_size)
+        self.log(f"train/{name}", value, batch_size=batch_size, sync_dist=True)  # the global batch's loss under DDP
         try:
             interval = max(1, int(self.trainer.log_every_n_steps or 1))
         except RuntimeError:  # not attached to a trainer (a direct call)
@@ -191,7 +193,7 @@ class SupervisedSR(L.LightningModule):
         else:
             total = self.content_loss(pred, target, batch_size=lr.shape[0])
         if len(self.losses) > 1 or isinstance(pred, (list, tuple)):
-            self.log("train/loss", total, batch_size=lr.shape[0])
+            self.log("train/loss", total, batch_size=lr.shape[0], sync_dist=True)
         return total
 
     def multi_level_loss(self, preds: list[torch.Tensor], target: torch.Tensor, batch_size: int = 1) -> torch.Tensor:
@@ -246,10 +248,7 @@ class SupervisedSR(L.LightningModule):
             sr = self(lr.to(self._param_dtype())).float().clamp(0, 1)
         hr = hr.float()
         values = self.metric_suite.score(sr[0], hr[0], self.hparams.scale)
-        self._val_values.append(values)
-        prefix = f"val/{self.val_name}"
-        for name, value in self.metric_suite.public(values).items():
-            self.log(f"{prefix}/{name}", value, prog_bar=name == "psnr_y", batch_size=1, sync_dist=True)
+        self._val_values.append({"_index": int(batch["index"][0]) if "index" in batch else batch_idx, **values})
         return {"sr": sr, "name": batch["name"][0], **values}
 
     def _param_dtype(self) -> torch.dtype:
@@ -257,12 +256,27 @@ class SupervisedSR(L.LightningModule):
         return next((p.dtype for p in self.sr.parameters() if p.is_floating_point()), torch.float32)
 
     def on_validation_epoch_end(self) -> None:
-        if self._val_values:
-            set_values, _ = self.metric_suite.aggregate(self._val_values)
-            for name in ("rmse", "pi"):
-                if set_values.get(name) is not None:
-                    self.log(f"val/{self.val_name}/{name}", set_values[name], sync_dist=True)
+        """Set values from the per-image values of every process, each image once (DDP's sampler pads a process's
+        share with repeated images: they are dropped by dataset index), so the means are exact and equal to one
+        process's. Logged to the loggers at ``trainer.global_step`` (optimizer steps done; the step of the
+        checkpoint and of the image panels) and kept in ``callback_metrics`` for checkpointing."""
+        per_image = self._val_values
         self._val_values = []
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list[list[dict]] = [[] for _ in range(dist.get_world_size())]
+            dist.all_gather_object(gathered, per_image)
+            per_image = [v for part in gathered for v in part]
+        if not per_image:
+            return
+        unique = {v["_index"]: v for v in per_image}  # repeats dropped; one summation order whatever the world size
+        set_values, _ = self.metric_suite.aggregate(
+            [{k: v for k, v in unique[i].items() if k != "_index"} for i in sorted(unique)])
+        metrics = {f"val/{self.val_name}/{k}": float(v) for k, v in set_values.items() if v is not None}
+        for key, value in metrics.items():
+            self.log(key, value, prog_bar=key.endswith("/psnr_y"), logger=False)
+        if not self.trainer.sanity_checking:
+            for logger in self.loggers:
+                logger.log_metrics(metrics, step=self.trainer.global_step)
 
     # ---- optimisation -----------------------------------------------------------------------------------
     def configure_gradient_clipping(

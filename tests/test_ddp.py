@@ -68,7 +68,8 @@ def test_torchrun_two_nodes_trains_logs_once_and_validates_each_image_once(tmp_p
 
 def test_one_process_batch_2b_equals_two_processes_batch_b(tmp_path):
     """Same seed, ESPCN, bicubic degradation: one process with batch 8 and two DDP processes with batch 4 see the
-    same patches at every step (SeededItemSampler) and average the same gradients: the loss curves agree."""
+    same patches at every step (one DistributedSampler order, per-item crops) and average the same gradients:
+    the loss curves agree."""
     common = (*SMOKE, "data.repeat=8", "trainer.max_steps=6", "trainer.val_check_interval=6", "report.enabled=false")
     single = subprocess.run([sys.executable, "-m", "src.train", *common, "data.batch_size=8",
                              f"hydra.run.dir={tmp_path / 'one'}"], cwd=REPO, env=_env(), capture_output=True, text=True,

@@ -200,12 +200,13 @@ class StepProgressBar(ProgressBar):
             )
 
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                TextColumn("{task.fields[unit]}"),
                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
             )
             self._progress.start()
             self._train_task = self._progress.add_task("training", total=total, completed=trainer.global_step,
-                                                       metrics="")
+                                                       metrics="", unit="steps")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not (self._enabled and trainer.is_global_zero):
@@ -223,7 +224,7 @@ class StepProgressBar(ProgressBar):
         if self._enabled and self._progress is not None and trainer.is_global_zero:
             counts = [float(n) for n in trainer.num_val_batches]
             total = int(sum(counts)) if counts and all(n < float("inf") for n in counts) else None
-            self._val_task = self._progress.add_task("validating", total=total, metrics="")
+            self._val_task = self._progress.add_task("validating", total=total, metrics="", unit="images")
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self._val_task is not None and self._progress is not None:

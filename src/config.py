@@ -275,6 +275,7 @@ RANGES: dict[str, Range] = {
     "metrics.nr_crop_border": _NONNEG,
     "samples.crop": _POS,
     "compare.crop": _POS,
+    "benchmarks.scales": Range(low=1, high=16, none=True),
     # src.upscale / src.degrade / src.interpolate
     "tile": Range(low=0, note="LR px; 0 = whole image"),
     "tile_overlap": _NONNEG,

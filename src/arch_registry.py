@@ -303,6 +303,70 @@ def _mean_knobs() -> dict[str, Knob]:
             "rgb_mean": Knob(list(DEFAULT_RGB_MEAN), "model.arch.rgb_mean=[r,g,b]")}
 
 
+# -- zoo II: CARN / CARN-M, IMDN, LapSRN / MS-LapSRN, WDSR-A / -B, DRRN --
+def _carn(s: StateDict) -> dict[str, Any]:
+    num_feat, c_in = _shape(s, "entry.weight")[:2]
+    multi = "upsample.up2.body.0.weight" in s
+    first = "upsample.up2.body.0.weight" if multi else "upsample.up.body.0.weight"
+    kwargs: dict[str, Any] = {"num_in_ch": c_in, "num_out_ch": _shape(s, "exit.weight")[0], "num_feat": num_feat,
+                              "multi_scale": multi, "group": num_feat // _shape(s, first)[1]}
+    if not multi:
+        kwargs["upscale"] = _shuffle_scale(s, "upsample.up.body", num_feat, _conv_indices(s, "upsample.up.body"))
+    return kwargs
+
+
+def _carn_m(s: StateDict) -> dict[str, Any]:
+    if "b1.b2.body.0.weight" in s:
+        raise UnfitError("three residual units per block (CARN, not CARN-M)")
+    return _carn(s)
+
+
+def _imdn(s: StateDict) -> dict[str, Any]:
+    nf, in_nc = _shape(s, "fea_conv.weight")[:2]
+    modules = len({k.split(".")[0] for k in s if re.fullmatch(r"IMDB\d+\..*", k)})
+    return {"in_nc": in_nc, "nf": nf, "num_modules": modules, "out_nc": in_nc,
+            "upscale": _root(_shape(s, "upsampler.0.weight")[0], in_nc)}
+
+
+def _lapsrn(s: StateDict) -> dict[str, Any]:
+    num_feat, c_in, k = _shape(s, "input_conv.weight")[:3]
+    return {"num_in_ch": c_in, "num_feat": num_feat, "depth": _count(s, "levels.0.convs"),
+            "upscale": 2 ** _count(s, "levels"), "kernel_size": k}
+
+
+def _mslapsrn(s: StateDict) -> dict[str, Any]:
+    num_feat, c_in, k = _shape(s, "input_conv.weight")[:3]
+    return {"num_in_ch": c_in, "num_feat": num_feat, "depth": _count(s, "convs"), "kernel_size": k}
+
+
+def _wdsr(s: StateDict) -> dict[str, Any]:
+    num_feat, colors = _shape(s, "head.0.weight_v")[:2]
+    return {"num_colors": colors, "num_feat": num_feat, "num_block": _count(s, "body"),
+            "upscale": _root(_shape(s, "tail.0.weight_v")[0], colors)}
+
+
+def _wdsr_a(s: StateDict) -> dict[str, Any]:
+    return {**_wdsr(s), "block_feats": _shape(s, "body.0.body.0.weight_v")[0]}
+
+
+def _wdsr_b(s: StateDict) -> dict[str, Any]:
+    kw = _wdsr(s)
+    wide, low = _shape(s, "body.0.body.0.weight_v")[0], _shape(s, "body.0.body.2.weight_v")[0]
+    if wide % kw["num_feat"]:
+        raise UnfitError(f"expansion {wide} is not a multiple of {kw['num_feat']}")
+    return {**kw, "expand": wide // kw["num_feat"], "linear": low / kw["num_feat"]}
+
+
+def _drrn(s: StateDict) -> dict[str, Any]:
+    num_feat, c_in = _shape(s, "blocks.0.entry.weight")[:2]
+    kwargs: dict[str, Any] = {"num_in_ch": c_in, "num_out_ch": _shape(s, "output.weight")[0], "num_feat": num_feat,
+                              "num_blocks": _count(s, "blocks"), "batch_norm": "bn_out.weight" in s}
+    if kwargs["batch_norm"]:
+        kwargs["num_units"] = _count(s, "blocks.0.bn1")
+    return kwargs
+
+
+
 ARCHS: list[ArchEntry] = [
     ArchEntry(
         "RRDBNet", (r"conv_first\.weight", r"body\.0\.rdb1\.conv1\.weight", r"conv_body\.weight", r"conv_up1\.weight"),
@@ -353,6 +417,29 @@ ARCHS: list[ArchEntry] = [
     ),
     ArchEntry("VDSR", (r"layers\.0\.weight", r"layers\.1\.weight"), _vdsr, lambda kw: "vdsr", input="bicubic",
               scale_arg=None, clients=_y_or_rgb),
+    ArchEntry("CARN", (r"sub_mean\.shifter\.weight", r"entry\.weight", r"b1\.b2\.body\.0\.weight"), _carn,
+              lambda kw: "carn", knobs={"upscale": Knob(4, "scale=<s>")},
+              clients=lambda kw: "nmhkahn/CARN-pytorch (official key names)"),
+    ArchEntry("CARNM", (r"sub_mean\.shifter\.weight", r"entry\.weight", r"b1\.b1\.body\.4\.weight"), _carn_m,
+              lambda kw: "carn_m", knobs={"upscale": Knob(4, "scale=<s>")},
+              clients=lambda kw: "nmhkahn/CARN-pytorch (official key names)"),
+    ArchEntry("IMDN", (r"fea_conv\.weight", r"IMDB1\.c1\.weight", r"upsampler\.0\.weight"), _imdn, lambda kw: "imdn",
+              clients=lambda kw: "Zheng222/IMDN (official key names), chaiNNer / spandrel (IMDN)"),
+    ArchEntry("LapSRN", (r"input_conv\.weight", r"levels\.0\.convs\.0\.weight", r"levels\.0\.img_up\.weight"),
+              _lapsrn, lambda kw: "lapsrn", clients=_y_or_rgb),
+    ArchEntry("MSLapSRN", (r"input_conv\.weight", r"convs\.0\.weight", r"upconv\.up\.weight", r"img_up\.weight"),
+              _mslapsrn, lambda kw: "mslapsrn",
+              knobs={"recursive": Knob(8, "model.arch.recursive=<r>", 1), "skip": Knob("SS", "model.arch.skip=SS"),
+                     "upscale": Knob(4, "scale=<s>")}, clients=_y_or_rgb),
+    ArchEntry("WDSRA", (r"head\.0\.weight_g", r"body\.0\.body\.2\.weight_v", r"skip\.0\.weight_v"), _wdsr_a,
+              lambda kw: "wdsr_a", knobs={"res_scale": Knob(1.0, "model.arch.res_scale=<r>")},
+              clients=lambda kw: "JiahuiYu/wdsr_ntire2018 (official key names)"),
+    ArchEntry("WDSRB", (r"head\.0\.weight_g", r"body\.0\.body\.3\.weight_v", r"skip\.0\.weight_v"), _wdsr_b,
+              lambda kw: "wdsr_b", knobs={"res_scale": Knob(1.0, "model.arch.res_scale=<r>")},
+              clients=lambda kw: "JiahuiYu/wdsr_ntire2018 (official key names)"),
+    ArchEntry("DRRN", (r"blocks\.0\.entry\.weight", r"blocks\.0\.conv1\.weight", r"output\.weight"), _drrn,
+              lambda kw: "drrn", input="bicubic", scale_arg=None,
+              knobs={"num_units": Knob(25, "model.arch.num_units=<u>", 1)}, clients=_y_or_rgb),
 ]
 
 

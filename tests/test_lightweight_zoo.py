@@ -162,6 +162,18 @@ def test_basicsr_round_trip(name, tmp_path):
         assert torch.equal(fresh(x), net(x))
 
 
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_model_auto_detects_each_network_from_its_shapes(name):
+    """src.arch_registry (model=auto) reads the class and every argument the shapes tell from a bare state dict."""
+    from src.arch_registry import detect_state
+
+    net = TINY[name]()
+    found = detect_state(net.state_dict(), scale=getattr(net, "upscale", None))
+    assert found.option == name and found.arch["_target_"] == f"src.archs.{type(net).__name__}"
+    rebuilt = on_meta(type(net), **{k: v for k, v in found.arch.items() if k != "_target_"})
+    assert shapes(rebuilt.state_dict()) == shapes(net.state_dict())
+
+
 # ---- official layouts ---------------------------------------------------------------------------------------
 def official_carn_shapes(mobile: bool, group: int, nf: int = 64) -> dict[str, tuple[int, ...]]:
     """Keys and shapes of nmhkahn/CARN-pytorch ``Net(multi_scale=True, group=group)`` (carn.py / carn_m.py, ops.py)."""

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import sys
 
-ENTRY_POINTS = ("src.train", "src.evaluate", "src.upscale", "src.degrade", "src.interpolate", "src.report")
+ENTRY_POINTS = ("src.train", "src.evaluate", "src.upscale", "src.degrade", "src.interpolate", "src.report",
+                "src.pulse")
 SCRIPT = r"""_srsuite_complete()
 {
     local words=($COMP_LINE) module="" i

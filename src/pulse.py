@@ -147,4 +147,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from src.completion import handle_shell_completion
+
+    handle_shell_completion("src.pulse")
     main()

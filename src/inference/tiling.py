@@ -93,8 +93,12 @@ def min_input_size(model: nn.Module) -> int:
     upsampler count in LR pixels too), ``r`` capped at :data:`MAX_CONTEXT`. 1 for models without convolutions.
 
     Smaller inputs are padded up to it (:func:`pad_to_min_size`): with zero padding inside every layer, a 1x1 or
-    1x4000 image would otherwise be mostly zeros to the network (a near-black output).
+    1x4000 image would otherwise be mostly zeros to the network (a near-black output). A model with an integer
+    ``min_input_size`` attribute gives its own value.
     """
+    declared = getattr(model, "min_input_size", None)  # a method that needs the image as given (PULSE) says so
+    if isinstance(declared, int):
+        return declared
     radius = 0
     for module in model.modules() if isinstance(model, nn.Module) else ():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):

@@ -418,6 +418,7 @@ class PULSESR(nn.Module):
     the generator's weights come from ``generator.weights``."""
 
     trainable = False
+    min_input_size = 1  # the LR is matched as given: never padded (src.inference.tiling.min_input_size)
 
     def __init__(self, name: str = "pulse", scale: int = 4, generator: Mapping | None = None,
                  search: Mapping | None = None) -> None:

@@ -125,8 +125,8 @@ def test_export_comes_back_through_model_auto(option, cls, kwargs, tmp_path):
     assert {k: v for k, v in shapes_only.kwargs.items() if k not in hidden} == {
         k: v for k, v in kwargs.items() if k not in hidden}
 
-    # python -m src.upscale input=… output=… model.weights=<file>: no model key
-    img = (np.random.default_rng(0).random((8, 12, 3)) * 255).round().astype(np.uint8)
+    # python -m src.upscale input=… output=… model.weights=<file>: no model key (>= 65 px: no padding; 4k: x1 RRDBNet)
+    img = (np.random.default_rng(0).random((68, 72, 3)) * 255).round().astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "in.png")
     (written,) = upscale(_compose("upscale", f"input={tmp_path / 'in.png'}", f"output={tmp_path / 'out'}",
                                   f"model.weights={exported}", "progress=false", "tile=0"))

@@ -82,14 +82,14 @@ def test_gan_checkpoint_in_evaluate_upscale_interpolate(model, tmp_path):
         assert torch.equal(build_eval_model(cfg.model, 4, None).net(lr), generator(lr))
 
     # upscale: the written image is the generator's output, rounded to 8 bits
-    img = (np.random.default_rng(0).random((6, 7, 3)) * 255).round().astype(np.uint8)
+    img = (np.random.default_rng(0).random((66, 68, 3)) * 255).round().astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "in.png")
     cfg = _compose("upscale", f"model={model}", f"model.weights={ckpt}", f"input={tmp_path / 'in.png'}",
                    f"output={tmp_path / 'up'}", "progress=false", "tile=0", "postprocess=none")
     (written,) = upscale(cfg)
     with torch.no_grad():
         expected = generator(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255).clamp(0, 1)[0]
-    assert read_input(written).pixels.shape == (3, 24, 28)
+    assert read_input(written).pixels.shape == (3, 264, 272)
     assert (read_input(written).pixels - expected).abs().max() <= 0.5 / 255 + 1e-6
 
     # interpolate: θ = (1 − α)·θ_a + α·θ_b of the two EMA generators

@@ -136,7 +136,8 @@ def run_pulse(cfg: DictConfig) -> list[dict]:
     _write_rows(out_dir / "pulse_results.csv", rows, RESULT_FIELDS)
     print(f"Wrote {len(inputs) - len(failed)} result(s) to {out_dir} (pulse_results.csv)")
     if failed:
-        raise ValueError(f"{len(failed)} of {len(inputs)} image(s) failed (the others are done): " + "; ".join(failed))
+        done = len(inputs) - len(failed)
+        raise ValueError(f"{len(failed)} of {len(inputs)} image(s) failed ({done} done): " + "; ".join(failed))
     return rows
 
 

@@ -1,4 +1,5 @@
-"""The degradation path makes no host-device synchronisation and runs in IEEE fp32.
+"""The degradation path makes no host-device synchronisation and runs in IEEE fp32; loss terms reach the
+progress bar (which reads them back) only every ``log_every_n_steps``.
 
 A GPU is not needed to check the first claim: the pipelines run on ``meta`` tensors (shapes only, no data), and a
 dispatch mode records every op that would wait for a device: reading a device value on the host
@@ -95,3 +96,30 @@ def test_degradations_run_with_tf32_off_and_restore_the_settings(monkeypatch):
         assert torch.backends.cudnn.conv.fp32_precision == "tf32"
     finally:
         torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = before
+
+
+def test_loss_terms_reach_the_progress_bar_every_log_interval(tmp_path):
+    """Each bar update reads the values back from the device: only every `log_every_n_steps` steps."""
+    import lightning as L
+
+    from src.methods import SupervisedSR
+    from tests.test_adversarial import datamodule
+
+    seen: list[float] = []
+
+    class Bar(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            seen.append(trainer.progress_bar_metrics["l1"])
+
+    torch.manual_seed(0)
+    method = SupervisedSR(name="m", arch={"_target_": "src.archs.ESPCN", "upscale": 2, "num_in_ch": 3,
+                                          "num_out_ch": 3, "num_feat": 8}, scale=2, loss="l1",
+                          optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-2})
+    trainer = L.Trainer(max_steps=7, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+                        enable_checkpointing=False, log_every_n_steps=3, default_root_dir=tmp_path,
+                        callbacks=[Bar()])
+    trainer.fit(method, datamodule=datamodule())
+    # logged at global steps 0, 3, 6: the bar holds one value for three batches
+    assert seen[0] == seen[1] == seen[2] and seen[3] == seen[4] == seen[5] and seen[6] not in (seen[0], seen[3])
+    assert seen[0] != seen[3]

@@ -424,7 +424,7 @@ ARCHS: list[ArchEntry] = [
               lambda kw: "carn_m", knobs={"upscale": Knob(4, "scale=<s>")},
               clients=lambda kw: "nmhkahn/CARN-pytorch (official key names)"),
     ArchEntry("IMDN", (r"fea_conv\.weight", r"IMDB1\.c1\.weight", r"upsampler\.0\.weight"), _imdn, lambda kw: "imdn",
-              clients=lambda kw: "Zheng222/IMDN (official key names), chaiNNer / spandrel (IMDN)"),
+              clients=lambda kw: "Zheng222/IMDN (official key names, inside `params`; spandrel 0.4.2 has no IMDN)"),
     ArchEntry("LapSRN", (r"input_conv\.weight", r"levels\.0\.convs\.0\.weight", r"levels\.0\.img_up\.weight"),
               _lapsrn, lambda kw: "lapsrn", clients=_y_or_rgb),
     ArchEntry("MSLapSRN", (r"input_conv\.weight", r"convs\.0\.weight", r"upconv\.up\.weight", r"img_up\.weight"),
@@ -549,6 +549,24 @@ def _fill_knobs(entry: ArchEntry, kwargs: dict[str, Any], given: Mapping[str, An
     return kwargs, notes, unknown
 
 
+def _with_metadata(entry: ArchEntry, kwargs: dict[str, Any], meta_arch: Mapping[str, Any],
+                   given: Mapping[str, Any], state: StateDict, notes: list[str],
+                   unknown: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """``kwargs`` overlaid with every argument of the file's own metadata (what the caller gave still wins), if
+    the network built that way has the file's keys and shapes too; else ``kwargs`` unchanged."""
+    overlay = {**kwargs, **{k: v for k, v in meta_arch.items() if k not in given}}
+    if overlay == kwargs:
+        return kwargs, notes, unknown
+    try:
+        if _mismatch(state, _build_on_meta(entry.target, overlay).state_dict()):
+            return kwargs, notes, unknown
+    except (TypeError, ValueError):  # metadata of another version of the network
+        return kwargs, notes, unknown
+    from_meta = set(meta_arch)
+    return (overlay, [n for n in notes if n.split("=", 1)[0] not in from_meta],
+            [k for k in unknown if k not in from_meta])
+
+
 def _official_mean_hint(state: StateDict) -> dict[str, Any]:
     """img_range / rgb_mean of an official EDSR/RCAN file's ``sub_mean`` (rgb_range = 255 in EDSR-PyTorch)."""
     bias = state.get("sub_mean.bias")
@@ -588,6 +606,8 @@ def detect_state(state: StateDict, meta: Mapping[str, Any] | None = None, given:
                 given = {**given, entry.scale_arg: int(scale)}
             kwargs, notes, unknown = _fill_knobs(entry, kwargs, given, own_meta, hints, source)
             problem = _mismatch(state, _build_on_meta(entry.target, kwargs).state_dict())
+            if not problem and own_meta:  # our files: their exact constructor arguments (WDSR-B's linear 0.8 …)
+                kwargs, notes, unknown = _with_metadata(entry, kwargs, own_meta, given, state, notes, unknown)
         except UnfitError as exc:
             tried.append((1.0, f"{entry.name} ({exc})"))
             continue

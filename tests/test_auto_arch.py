@@ -4,6 +4,7 @@ layout we read), src.export's files coming back with identical outputs, spandrel
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,27 @@ from torch import nn
 import src.archs
 import src.config  # noqa: F401  (resolvers)
 from src.arch_registry import ARCHS, MissingKnobError, detect_file, detect_state
-from src.archs import EDSR, ESPCN, FSRCNN, RCAN, RDN, SRCNN, VDSR, MSRResNet, RRDBNet, SRResNet, SRVGGNetCompact
+from src.archs import (
+    CARN,
+    CARNM,
+    DRRN,
+    EDSR,
+    ESPCN,
+    FSRCNN,
+    IMDN,
+    RCAN,
+    RDN,
+    SRCNN,
+    VDSR,
+    WDSRA,
+    WDSRB,
+    LapSRN,
+    MSLapSRN,
+    MSRResNet,
+    RRDBNet,
+    SRResNet,
+    SRVGGNetCompact,
+)
 from src.auto_model import resolve_auto
 from src.checkpoints import WeightsError, export_basicsr
 from src.config import ConfigError
@@ -36,6 +57,10 @@ from src.methods.sr_forward import SRForward
 from src.upscale import read_input, upscale
 
 REPO = Path(__file__).resolve().parents[1]
+
+def _ch(kwargs: dict) -> int:
+    return kwargs.get("num_in_ch", kwargs.get("in_nc", kwargs.get("num_colors")))
+
 
 # (conf/model option, class, constructor arguments) at tiny widths; every network and every scale mode
 CASES = [
@@ -59,13 +84,23 @@ CASES = [
     ("srcnn", SRCNN, dict(num_in_ch=1, num_out_ch=1, num_feat=8, num_feat2=4, kernel_sizes=[9, 1, 5])),
     ("fsrcnn", FSRCNN, dict(num_in_ch=1, num_out_ch=1, upscale=3, d=8, s=4, m=2)),
     ("vdsr", VDSR, dict(num_in_ch=1, num_out_ch=1, num_feat=8, num_layers=4)),
+    # zoo II (entries by the zoo-II networks' author; here: export -> model=auto -> identical outputs -> upscale)
+    ("carn", CARN, dict(num_in_ch=3, num_out_ch=3, num_feat=8, upscale=2, multi_scale=False, group=1)),
+    ("carn_m", CARNM, dict(num_in_ch=3, num_out_ch=3, num_feat=8, upscale=3, multi_scale=True, group=4)),
+    ("imdn", IMDN, dict(in_nc=3, nf=16, num_modules=2, out_nc=3, upscale=3)),
+    ("lapsrn", LapSRN, dict(num_in_ch=1, num_feat=8, depth=2, upscale=4, kernel_size=3)),
+    ("mslapsrn", MSLapSRN, dict(num_in_ch=1, num_feat=8, depth=2, recursive=2, upscale=2, skip="SS")),
+    ("wdsr_a", WDSRA, dict(num_colors=3, num_feat=8, num_block=2, upscale=3, block_feats=16, res_scale=1.0)),
+    ("wdsr_b", WDSRB, dict(num_colors=3, num_feat=8, num_block=2, upscale=2, expand=6, linear=0.8, res_scale=0.5)),
+    ("drrn", DRRN, dict(num_in_ch=1, num_out_ch=1, num_feat=8, num_blocks=2, num_units=2, batch_norm=True)),
 ]
-IDS = [f"{cls.__name__}-{kw.get('scale', kw.get('upscale', 'bicubic'))}-{kw['num_in_ch']}ch" for _, cls, kw in CASES]
+IDS = [f"{cls.__name__}-{kw.get('scale', kw.get('upscale', 'bicubic'))}-{_ch(kw)}ch" for _, cls, kw in CASES]
 
 
 def _net(cls: type, kwargs: dict) -> nn.Module:
+    """Random weights (and, with batch norm, running statistics)."""
     net = made(lambda: cls(**kwargs), 1)
-    if cls is SRResNet:  # non-trivial batch-norm statistics
+    if cls in (SRResNet, DRRN):  # non-trivial batch-norm statistics
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1)
@@ -75,9 +110,9 @@ def _net(cls: type, kwargs: dict) -> nn.Module:
 
 def _spec(cls: type, kwargs: dict) -> tuple[int, str, str]:
     """(scale, input, color) the network runs at."""
-    bicubic = cls in (SRCNN, VDSR)
+    bicubic = cls in (SRCNN, VDSR, DRRN)
     scale = 2 if bicubic else kwargs.get("scale", kwargs.get("upscale"))
-    return scale, "bicubic" if bicubic else "lr", "y" if kwargs["num_in_ch"] == 1 else "rgb"
+    return scale, "bicubic" if bicubic else "lr", "y" if _ch(kwargs) == 1 else "rgb"
 
 
 def _lightning_ckpt(path: Path, option: str, cls: type, kwargs: dict, net: nn.Module) -> Path:
@@ -98,7 +133,9 @@ def _compose(config: str, *overrides: str):
 def test_every_network_has_an_entry():
     names = {e.name for e in ARCHS}
     assert len(names) == len(ARCHS) and names <= set(src.archs.__all__)
-    assert {cls.__name__ for _, cls, _ in CASES} <= names
+    assert {cls.__name__ for _, cls, _ in CASES} == names
+    sr_nets = {n for n in src.archs.__all__ if "Discriminator" not in n and "Generator" not in n}
+    assert sr_nets - {"VGGFeatureExtractor"} == names  # every network in src/archs (add an entry with a new one)
 
 
 @pytest.mark.parametrize(("option", "cls", "kwargs"), CASES, ids=IDS)
@@ -108,21 +145,22 @@ def test_export_comes_back_through_model_auto(option, cls, kwargs, tmp_path):
     net = _net(cls, kwargs)
     exported = export(_lightning_ckpt(tmp_path / "best.ckpt", option, cls, kwargs, net), tmp_path / "net.pth")
     found = detect_file(exported)
-    assert found.arch == {"_target_": f"src.archs.{cls.__name__}", **kwargs}
+    assert found.arch == {"_target_": f"src.archs.{cls.__name__}", **kwargs} | {  # + defaults read from shapes
+        k: v for k, v in found.kwargs.items() if k not in kwargs and inspect.signature(cls).parameters[k].default == v}
     assert (found.option, found.scale, found.input, found.color) == (option, *_spec(cls, kwargs))
     rebuilt = instantiate(found.arch)
     from src.checkpoints import load_into
 
     load_into(rebuilt, exported)
-    x = torch.rand(2, kwargs["num_in_ch"], 8, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, _ch(kwargs), 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(net(x), rebuilt.eval()(x))
 
     # the shapes alone (a bare state dict, no metadata) give every argument they can tell
-    shapes_only = detect_state(net.state_dict(), scale=3 if cls is FSRCNN else None,
+    shapes_only = detect_state(net.state_dict(), scale=_spec(cls, kwargs)[0],
                                given={"act_type": kwargs.get("act_type")} if cls is SRVGGNetCompact else None)
-    hidden = {"res_scale", "img_range", "rgb_mean"}
-    assert {k: v for k, v in shapes_only.kwargs.items() if k not in hidden} == {
+    hidden = {"res_scale", "img_range", "rgb_mean", "recursive", "linear", "skip"}
+    assert {k: shapes_only.kwargs.get(k) for k in kwargs if k not in hidden} == {
         k: v for k, v in kwargs.items() if k not in hidden}
 
     # python -m src.upscale input=… output=… model.weights=<file>: no model key (>= 65 px: no padding; 4k: x1 RRDBNet)
@@ -181,6 +219,7 @@ def test_spandrel_reads_our_export(cls, kwargs, arch_id, scale, tmp_path):
 
 def test_exports_other_clients_cannot_read_say_so(tmp_path, capsys):
     for cls, kwargs, words in [(ESPCN, dict(num_in_ch=1, num_out_ch=1, upscale=2, num_feat=8), "Y-channel"),
+                               (IMDN, dict(in_nc=3, nf=16, num_modules=1, out_nc=3, upscale=2), "no IMDN"),
                                (EDSR, dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, upscale=2), "BasicSR"),
                                (SRVGGNetCompact, dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=1, upscale=2,
                                                       act_type="relu"), "PReLU Compact models only")]:
@@ -190,6 +229,7 @@ def test_exports_other_clients_cannot_read_say_so(tmp_path, capsys):
         assert words in line and "spandrel (" not in line
         if cls is ESPCN:
             assert "no other client reads it" in line
+        if cls in (ESPCN, IMDN):
             spandrel = pytest.importorskip("spandrel")
             with pytest.raises(spandrel.UnsupportedModelError):
                 spandrel.ModelLoader().load_from_file(str(tmp_path / "o.pth"))

@@ -94,6 +94,8 @@ def _start_run(init: dict):
     run = wandb.init(**init, resume="allow", settings=wandb.Settings(quiet=True))
     run.define_metric("trainer/global_step")
     run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+    if init.get("mode") == "online":
+        log.info("W&B run: %s", run.url)  # quiet mode does not print the link
     return run
 
 

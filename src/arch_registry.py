@@ -696,4 +696,4 @@ def export_weights(params: Mapping[str, torch.Tensor], path: str | Path,
     elif entry is not None and entry.to_client is not None:
         clients = f"srsuite, BasicSR ({layout} layout)"
     path = export_basicsr(params, path, ema, metadata=meta)
-    return path, clients
+    return path, clients if clients.startswith("srsuite") else f"srsuite, {clients}"

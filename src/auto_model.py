@@ -46,6 +46,37 @@ def _options() -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem not in (AUTO, "bicubic"))
 
 
+def _resolve_onnx(cfg: DictConfig, source: str, scale: int | None, fallback_scale: int | None):
+    """An exported ONNX graph (``python -m src.export … format=onnx``): its metadata names the model option, scale,
+    input and colour handling; it runs through onnxruntime (:func:`src.checkpoints.build_eval_model`)."""
+    from types import SimpleNamespace
+
+    from src.deployment import ExportError, read_onnx_spec
+
+    try:
+        spec = read_onnx_spec(source)
+    except ExportError as exc:
+        raise ConfigError(str(exc)) from None
+    if spec.input == "lr" and scale is not None and int(scale) != spec.scale:
+        raise ConfigError(f"{source} is an x{spec.scale} ONNX graph, but scale={scale} was given: drop scale=")
+    option = cfg.model.get("option") or spec.model
+    if option not in _options():
+        raise ConfigError(f"{source}: its metadata names model {option!r}, not a conf/model option "
+                          f"({', '.join(_options())}): pass model=<option> model.weights={source}")
+    net_scale = spec.scale if spec.input == "lr" else int(scale or fallback_scale or spec.scale)
+    model = compose_model_option(option).model
+    with open_dict(model):
+        model.weights, model.input, model.color = str(source), spec.input, spec.colour
+    with open_dict(cfg):
+        cfg.model = model
+        cfg.scale = net_scale
+    log.info("model=auto: %s is an ONNX graph of %s x%d (%s, input %s)", source, option, spec.scale, spec.colour,
+             spec.input)
+    entry = SimpleNamespace(name=f"ONNX {option}", scale_arg="upscale" if spec.input == "lr" else None)
+    return SimpleNamespace(entry=entry, scale=spec.scale, notes=[], option=option,
+                           describe=lambda: f"ONNX graph of {option}")
+
+
 def resolve_auto(cfg: DictConfig, source: str | None = None, scale: int | None = None,
                  fallback_scale: int | None = None, keep_weights: bool = True):
     """Replace ``cfg.model`` (``model=auto``) by the model config of the network in ``source`` (default
@@ -66,6 +97,8 @@ def resolve_auto(cfg: DictConfig, source: str | None = None, scale: int | None =
     if not source:
         raise ConfigError("model=auto reads the network from a weights file: pass model.weights=<file or name>")
     source = str(resolve_weights(source))  # a file, or a model name of `python -m src.download list`
+    if source.lower().endswith(".onnx"):
+        return _resolve_onnx(cfg, source, scale, fallback_scale)
     given = {str(k): v for k, v in (OmegaConf.to_container(auto.get("arch") or {}, resolve=True)).items()}
     try:
         found = detect_file(source, given, scale)

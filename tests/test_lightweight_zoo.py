@@ -535,6 +535,12 @@ def test_onnx_export_of_a_y_channel_network_and_upscale_through_onnxruntime(tmp_
         outs[tag] = np.asarray(Image.open(written), dtype=np.int16)
     assert outs["onnx"].shape == (42, 52, 3)
     assert np.abs(outs["onnx"] - outs["torch"]).max() <= 1
+    # model=auto (upscale's default): the ONNX metadata names the model option and scale
+    cfg = _compose("upscale", f"input={photo}", f"output={tmp_path / 'auto'}", f"model.weights={onnx_path}",
+                   "tile=12", "tile_overlap=4", "progress=false")
+    (written,) = upscale(cfg)
+    assert written.name == "photo_x2.png"
+    assert np.array_equal(np.asarray(Image.open(written), dtype=np.int16), outs["onnx"])
 
 
 def test_onnx_and_torchscript_exports_match_pytorch(tmp_path):

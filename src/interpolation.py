@@ -96,7 +96,7 @@ def _evaluate_series(cfg: DictConfig, alphas: list[float], files: list[Path], ou
             "metrics": OmegaConf.to_container(cfg.metrics, resolve=True),
             "benchmarks": OmegaConf.to_container(cfg.benchmarks, resolve=True),
             "samples": OmegaConf.to_container(cfg.samples, resolve=True),
-            "ensemble": False, "postprocess": None, "bp_iterations": 10,
+            "ensemble": False, "postprocess": None, "bp_iterations": 10, "tile": 0, "tile_overlap": 32,
         })
         if eval_cfg.benchmarks.scales is None:
             eval_cfg.benchmarks.scales = [cfg.scale]

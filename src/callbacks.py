@@ -1,19 +1,26 @@
-"""Lightning callbacks that are not part of a method: image panels logged during validation, epoch timing, the
-step-based progress bar."""
+"""Lightning callbacks and plugins that are not part of a method: image panels logged during validation, epoch
+timing, the step-based progress bar, and the run's checkpoints (``best.ckpt`` by validation PSNR, ``last.ckpt``
+always the latest state, both written atomically)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelSummary, ProgressBar
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
+from src.atomic_io import atomic_write
 from src.degradations import imresize
 from src.evaluation.panels import comparison_panel, detailed_crop
 from src.evaluation.report import nearest_upscale
@@ -275,3 +282,89 @@ class ObjectiveTracker(Callback):
         if not finite:
             return None
         return max(finite) if self.direction == "maximize" else min(finite)
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------------------
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``torch.save`` checkpoint writer, made atomic: the checkpoint goes to a temporary file in the
+    same folder, is fsynced and renamed (:func:`src.atomic_io.atomic_write`). Lightning's own writer stages the
+    file through fsspec's temporary file elsewhere, so on a full disk it could leave a truncated ``last.ckpt``
+    under the final name; here a failed write raises and leaves the previous file as it was."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        with atomic_write(Path(path)) as fh:
+            torch.save(checkpoint, fh)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that never ranks a non-finite score: a NaN / inf validation PSNR (a diverged network)
+    cannot become ``best.ckpt``, and is logged as a warning instead."""
+
+    def check_monitor_top_k(self, trainer: Trainer, current: torch.Tensor | None = None) -> bool:
+        if current is not None and not math.isfinite(float(current)):
+            if trainer.is_global_zero:
+                log.warning("step %d: %s = %s is not finite: not a candidate for best.ckpt (the network diverged?)",
+                            trainer.global_step, self.monitor, float(current))
+            return False
+        return super().check_monitor_top_k(trainer, current)
+
+
+class LastCheckpoint(Checkpoint):
+    """Keeps ``<dirpath>/last.ckpt`` at the latest training state (weights, optimizers, schedules, loops):
+
+    * after every validation (also when the score did not improve),
+    * every ``every_n_train_steps`` optimizer steps (``None``: only the other occasions),
+    * at the end of training,
+    * when the run is stopped: SIGTERM (SLURM preemption, ``kill``; Lightning's signal connector turns it into
+      ``SIGTERMException`` once the current step is done) or SIGINT / Ctrl+C (``KeyboardInterrupt``).
+
+    Any other exception (a crash, a divergence stop) leaves the previous ``last.ckpt`` untouched: it holds the
+    last state that was saved while training was healthy. ``interrupted_by`` names the signal after a stop.
+    """
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: str | Path, every_n_train_steps: int | None = None) -> None:
+        if every_n_train_steps is not None and every_n_train_steps < 1:
+            raise ValueError(f"every_n_train_steps must be >= 1 or None, got {every_n_train_steps}")
+        self.dirpath = Path(dirpath)
+        self.every_n_train_steps = every_n_train_steps
+        self.saved_step: int | None = None
+        self.interrupted_by: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / self.FILENAME
+
+    def _save(self, trainer: Trainer) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)
+        self.saved_step = trainer.global_step
+
+    @staticmethod
+    def _fitting(trainer: Trainer) -> bool:
+        return trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
+        step, every = trainer.global_step, self.every_n_train_steps
+        if every and step > 0 and step % every == 0 and step != self.saved_step and self._fitting(trainer):
+            self._save(trainer)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._fitting(trainer) and trainer.global_step > 0:
+            self._save(trainer)  # also at a step saved before: best.ckpt's bookkeeping may have changed
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._fitting(trainer) and trainer.global_step != self.saved_step:
+            self._save(trainer)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            self.interrupted_by = "SIGTERM"
+        elif isinstance(exception, KeyboardInterrupt):
+            self.interrupted_by = "SIGINT"
+        else:
+            return
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.fast_dev_run and trainer.global_step > 0:
+            self._save(trainer)

@@ -24,6 +24,7 @@ Real-ESRGAN and chaiNNer load our networks.
 
 from __future__ import annotations
 
+import io
 import logging
 import pickle
 import re
@@ -37,6 +38,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from src.atomic_io import write_bytes
 from src.methods.sr_forward import SRForward
 
 log = logging.getLogger(__name__)
@@ -740,23 +742,25 @@ def export_basicsr(
     """Write ``{'params': state_dict, 'params_ema': ema_state_dict or state_dict}`` (BasicSR's format, read by
     BasicSR, Real-ESRGAN, chaiNNer/spandrel), plus ``'srsuite': metadata`` when given (plain values: network
     name, constructor arguments, scale; other clients ignore it). A ``.safetensors`` path gets the flat EMA (else
-    plain) weights and the metadata as JSON. Which key names suit which client: ``src.arch_registry``."""
+    plain) weights and the metadata as JSON. Which key names suit which client: ``src.arch_registry``.
+    Written atomically (:func:`src.atomic_io.atomic_write`): a failed write leaves an existing file untouched."""
     path = Path(path)
     params = {k: _export_tensor(v) for k, v in _strip_prefixes(state_dict).items()}
     ema = {k: _export_tensor(v) for k, v in _strip_prefixes(ema_state_dict).items()} if ema_state_dict else params
     if set(ema) != set(params):
         raise WeightsError("export: the EMA weights do not have the same keys as the network weights")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".safetensors":
         import json
 
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         extra = {"srsuite": json.dumps(dict(metadata))} if metadata else {}
-        save_file(ema, str(path), metadata={"format": "pt", **extra})
+        write_bytes(path, save(ema, metadata={"format": "pt", **extra}))
     else:
         extra = {"srsuite": dict(metadata)} if metadata else {}
-        torch.save({"params": params, "params_ema": ema, **extra}, path)
+        buffer = io.BytesIO()  # serialised first: torch.save reports a failed write as an opaque RuntimeError
+        torch.save({"params": params, "params_ema": ema, **extra}, buffer)
+        write_bytes(path, buffer.getbuffer())
     return path
 
 

@@ -45,6 +45,9 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("sr.direction", objective_direction)
     if not OmegaConf.has_resolver("sr.sqlite"):
         OmegaConf.register_new_resolver("sr.sqlite", _sqlite_url)
+    if not OmegaConf.has_resolver("sr.new_dir"):
+        # cached per config (as Hydra's ${now:}): every resolution of one run's hydra.run.dir gives one folder
+        OmegaConf.register_new_resolver("sr.new_dir", new_run_dir, use_cache=True)
 
 
 def _product(values: Iterable[Any]) -> Any:
@@ -78,6 +81,34 @@ def _sqlite_url(path: str) -> str:
     file = Path(str(path)).expanduser().resolve()
     file.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{file}"
+
+
+def new_run_dir(path: str) -> str:
+    """``${sr.new_dir:<path>}`` (``hydra.run.dir`` / ``hydra.sweep.dir``): a folder that belongs to this run alone.
+
+    ``path`` is created with ``os.mkdir`` (atomic: of two processes only one can create it); when it exists
+    already — another run with the same ``run_name`` started in the same second, e.g. SLURM array tasks —
+    ``path_1``, ``path_2`` … are tried. Exception: a requeued SLURM job (``SLURM_RESTART_COUNT`` > 0) whose folder
+    exists keeps it, so that it resumes from its own ``last.ckpt``."""
+    import os
+
+    try:
+        restarted = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    except ValueError:
+        restarted = False
+    if restarted and os.path.isdir(path):
+        return path
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    candidate, n = path, 0
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{path}_{n}"
 
 
 _register_resolvers()

@@ -51,6 +51,7 @@ def output_name(stem: str, degradation: str, scale: int, seed: int, index: int) 
 
 def degrade(cfg: DictConfig, degradation_name: str = "degradation") -> list[Path]:
     """Run the job described by a composed ``conf/degrade.yaml``; returns the written files."""
+    from src.atomic_io import check_writable
     from src.data.image_io import load_image, save_image
     from src.degradations import modcrop
 
@@ -66,6 +67,7 @@ def degrade(cfg: DictConfig, degradation_name: str = "degradation") -> list[Path
         if cfg.save_hr:
             names.append(f"{path.stem}_hr.png")
         targets.append((path, [out_dir / n for n in names]))
+    check_writable(out_dir, what="output")  # before any image is computed
     deg_cfg = cfg.degradation
     if "queue_size" in deg_cfg:  # no pair pool: each LR must come from its own image
         with open_dict(deg_cfg):

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.arch_registry import export_weights, metadata
+from src.atomic_io import write_text
 from src.checkpoints import load_weights
 from src.config import ConfigError, check_keys, drop_training_groups, validate
 from src.evaluation.report import plot_perception_distortion
@@ -103,6 +104,6 @@ def _evaluate_series(cfg: DictConfig, alphas: list[float], files: list[Path], ou
         rows += evaluate(eval_cfg, out_dir / f"alpha{alpha:.2f}")
     write_csv(rows, out_dir / "interpolation.csv")
     table = markdown_table(rows)
-    (out_dir / "interpolation.md").write_text(table + "\n")
+    write_text(out_dir / "interpolation.md", table + "\n")
     plot_perception_distortion(rows, out_dir / "perception_distortion.png")
     print(table)

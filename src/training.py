@@ -13,16 +13,27 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from src.arch_registry import export_weights, metadata
-from src.callbacks import EpochTimer, NetworkSummary, ObjectiveTracker, StepProgressBar, ValidationPanels
+from src.atomic_io import check_writable
+from src.callbacks import (
+    AtomicCheckpointIO,
+    BestCheckpoint,
+    EpochTimer,
+    LastCheckpoint,
+    NetworkSummary,
+    ObjectiveTracker,
+    StepProgressBar,
+    ValidationPanels,
+)
 from src.checkpoints import check_resume_checkpoint
-from src.config import ConfigError, validate
+from src.config import ConfigError, check_keys, validate
 from src.evaluation.heldout import heldout_report
 from src.evaluation.metric_suite import build_metric_suite
 from src.loggers import finish_wandb
+from src.methods.guard import DivergenceError, guard_settings
 from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
@@ -31,7 +42,10 @@ TRAIN_KEYS = (
     "model", "data", "degradation", "trainer", "strategy", "logger", "scale", "seed", "ckpt_path",
     "run_name", "channels_last", "metrics", "checkpoint", "report", "experiment", "perceptual_weights", "loss",
     "objective",
+    "guard",
 )
+CHECKPOINT_KEYS = ("save_last", "save_top_k", "every_n_train_steps")
+EXIT_CODES = {"SIGTERM": 143, "SIGINT": 130}  # 128 + signal number, as a shell reports a signal death
 
 
 def run_dir() -> Path:
@@ -130,22 +144,44 @@ def build_loggers(cfg: DictConfig | None) -> list:
     return [instantiate(node) for node in cfg.values()]
 
 
+def check_run_settings(cfg: DictConfig) -> None:
+    """Type and range of ``checkpoint.*`` and ``guard.*`` (unknown keys name the closest valid one)."""
+    ckpt = cfg.checkpoint
+    check_keys(ckpt, "checkpoint", CHECKPOINT_KEYS, "checkpoint settings")
+    if not isinstance(ckpt.save_last, bool):
+        raise ConfigError(f"checkpoint.save_last={ckpt.save_last!r}: expected true or false")
+    top_k = ckpt.save_top_k
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < -1:
+        raise ConfigError(f"checkpoint.save_top_k={top_k!r}: expected an integer >= 0 (or -1: keep all)")
+    every = ckpt.every_n_train_steps
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"checkpoint.every_n_train_steps={every!r}: expected an integer >= 1 (steps between "
+                          f"saves of last.ckpt)")
+    try:
+        guard_settings(OmegaConf.to_container(cfg.guard) if cfg.get("guard") is not None else None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def build_callbacks(cfg: DictConfig, val_name: str, has_loggers: bool) -> list[Callback]:
+    """best.ckpt (highest finite validation PSNR), last.ckpt (always the latest state), panels, timing, LR."""
     monitor = f"val/{val_name}/psnr_y"
+    checkpoints = run_dir() / "checkpoints"
     callbacks: list[Callback] = [
-        ModelCheckpoint(
-            dirpath=run_dir() / "checkpoints",
+        BestCheckpoint(
+            dirpath=checkpoints,
             filename="best",
             monitor=monitor,
             mode="max",
             save_top_k=cfg.checkpoint.save_top_k,
-            save_last=cfg.checkpoint.save_last,
-            every_n_train_steps=cfg.checkpoint.every_n_train_steps,
+            save_last=False,  # LastCheckpoint keeps last.ckpt (Lightning's follows best saves only)
             auto_insert_metric_name=False,
         ),
         ValidationPanels(num_images=cfg.report.panel_images, crop=cfg.report.crop),
         EpochTimer(),
     ]
+    if cfg.checkpoint.save_last:
+        callbacks.append(LastCheckpoint(checkpoints, every_n_train_steps=cfg.checkpoint.every_n_train_steps))
     if has_loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.get("enable_progress_bar", True):
@@ -258,6 +294,7 @@ def train(cfg: DictConfig) -> float | None:
     validate(cfg, TRAIN_KEYS)
     resolve_weight_keys(cfg.model, "weights", "pretrained")  # files or model names (src.zoo)
     metric, direction = check_objective(cfg)
+    check_run_settings(cfg)
     if cfg.get("loss"):  # a `loss=<preset>` selection replaces the model's own loss terms (no merging)
         OmegaConf.update(cfg, "model.loss", cfg.loss, merge=False)
     method_cls = get_class(cfg.model._target_)
@@ -278,23 +315,27 @@ def train(cfg: DictConfig) -> float | None:
     degradation = instantiate(cfg.degradation)
     datamodule = instantiate(cfg.data, degradation=degradation)
     datamodule.check_files()
-    method = instantiate(cfg.model, _recursive_=False)
+    guard = OmegaConf.to_container(cfg.guard) if cfg.get("guard") is not None else None
+    method = instantiate(cfg.model, _recursive_=False, guard=guard)
     if cfg.ckpt_path and str(cfg.ckpt_path) not in ("last", "hpc", "registry"):  # Lightning's keywords
         check_resume_checkpoint(cfg.ckpt_path, method)
+    check_writable(out / "checkpoints", checkpoint_bytes(method), what="run")
     loggers = build_loggers(cfg.get("logger"))
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     tracker = ObjectiveTracker(f"val/{datamodule.val_name}/{metric}", direction)
+    callbacks = [*build_callbacks(cfg, datamodule.val_name, bool(loggers)), tracker]
     trainer = L.Trainer(
         **trainer_kwargs,
         strategy=strategy,
         logger=loggers or False,
-        callbacks=[*build_callbacks(cfg, datamodule.val_name, bool(loggers)), tracker],
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         default_root_dir=str(out),
     )
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:
-        trainer.fit(method, datamodule=datamodule, ckpt_path=_resume_from(cfg, out))
+        _fit(trainer, method, datamodule, _resume_from(cfg, out), callbacks)
         checkpoint = trainer.checkpoint_callback
         if trainer.is_global_zero and cfg.report.enabled:
             _final_report(cfg, method, datamodule, degradation, checkpoint, out, trainer.strategy.root_device)
@@ -304,6 +345,43 @@ def train(cfg: DictConfig) -> float | None:
         raise
     finish_wandb(loggers)  # one W&B run per job: the next job of a multirun starts its own
     return objective
+
+
+def checkpoint_bytes(method: torch.nn.Module) -> int:
+    """Free space a run folder needs for its checkpoints: best.ckpt and last.ckpt, each written beside its previous
+    version, each holding the parameters and buffers plus ~2 optimizer states per parameter (Adam) — 2 x 2 x 3 x
+    the parameter bytes, plus 1 MiB."""
+    params = sum(p.numel() * p.element_size() for p in method.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in method.buffers())
+    return 4 * (3 * params + buffers) + 2**20
+
+
+def _fit(trainer: L.Trainer, method, datamodule, ckpt_path: str | None, callbacks: list[Callback]) -> None:
+    """``trainer.fit``; a stop by SIGTERM / SIGINT exits with 143 / 130 after naming the saved last.ckpt, a
+    divergence stop names the checkpoints that are kept."""
+    last = next((c for c in callbacks if isinstance(c, LastCheckpoint)), None)
+    try:
+        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:  # Lightning: SIGTERMException on SIGTERM, sys.exit(1) after Ctrl+C
+        if last is None or last.interrupted_by is None:
+            raise
+        if trainer.is_global_zero:
+            where = (f"{last.path} holds step {last.saved_step}; resume with: python -m src.train <the same "
+                     f"overrides> ckpt_path={last.path}") if last.saved_step is not None else "nothing was saved"
+            log.warning("stopped by %s at step %d: %s", last.interrupted_by, trainer.global_step, where)
+        raise SystemExit(EXIT_CODES[last.interrupted_by]) from None
+    except DivergenceError as exc:
+        kept = []
+        if last is not None and last.saved_step is not None:
+            kept.append(f"{last.path} (step {last.saved_step})")
+        best = trainer.checkpoint_callback
+        if best is not None and best.best_model_path:
+            kept.append(f"{best.best_model_path} (val PSNR {float(best.best_model_score):.2f} dB)")
+        raise DivergenceError(f"{exc}. Kept: {', '.join(kept) if kept else 'no checkpoint yet'}") from None
+
+
+def _weights_finite(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point())
 
 
 def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
@@ -318,6 +396,10 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
     else:
         which = "final weights"
     method = method.to("cpu").eval()
+    if not _weights_finite(method):
+        log.error("the %s holds NaN/inf weights: no best_basicsr.pth and no held-out report (the network "
+                  "diverged; see README: When things go wrong)", which)
+        return
     ema = method.sr_ema.net.state_dict() if getattr(method, "sr_ema", None) is not None else None
     hp = method.hparams
     exported, clients = export_weights(method.net.state_dict(), out / "checkpoints" / "best_basicsr.pth", ema,
@@ -340,6 +422,7 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
         device=device,
     )
     _log_heldout(method, summary, cfg.model.name)
+    _warn_below_bicubic(summary, cfg.model.name, which)
     print(f"\nHeld-out PSNR / SSIM (Y, {cfg.scale} px shaved) of the {which}, x{cfg.scale}:\n{table}")
     print("\n" + run_folder_summary(out, clients))
 
@@ -361,6 +444,16 @@ def run_folder_summary(out: Path, clients: str | None = None) -> str:
     if offline:
         lines.append(f"  W&B offline run; upload with: wandb sync {offline[-1]}")
     return "\n".join(lines)
+
+
+def _warn_below_bicubic(summary: list, method_name: str, which: str) -> None:
+    """A trained model that scores below plain bicubic did not learn (too few steps, or it diverged): say so."""
+    psnr = {row.method: row.values.get("psnr_y") for row in summary}
+    ours, bicubic = psnr.get(method_name), psnr.get("bicubic")
+    if ours is not None and bicubic is not None and float(ours) < float(bicubic):
+        log.warning("the %s scores %.2f dB, %.2f dB below bicubic (%.2f dB): the network has not learned (too few "
+                    "steps, or training diverged: see README, When things go wrong)",
+                    which, float(ours), float(bicubic) - float(ours), float(bicubic))
 
 
 def _log_heldout(method, summary: list, method_name: str) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from src.atomic_io import atomic_write, check_writable
 from src.config import ConfigError, check_keys, drop_training_groups, exit_on_user_error, validate
 from src.data.checks import check_image, check_images
 from src.output_folders import BadInputsError, file_stamp, record_settings, same_settings
@@ -190,7 +191,7 @@ def _write_png16(data: np.ndarray, path: Path, rows: int = 256) -> None:
         parts.append(compressor.compress(filtered.tobytes()))
     parts.append(compressor.flush())
     header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
-    with open(path, "wb") as f:
+    with atomic_write(path) as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header))
         f.write(chunk(b"IDAT", b"".join(parts)))
         f.write(chunk(b"IEND", b""))
@@ -198,7 +199,7 @@ def _write_png16(data: np.ndarray, path: Path, rows: int = 256) -> None:
 
 def write_output(path: str | Path, pixels: torch.Tensor, alpha: torch.Tensor | None, bit_depth: int) -> None:
     """Write ``pixels`` (1|3, H, W) [+ ``alpha`` (1, H, W)] in [0, 1] as an 8- or 16-bit PNG (gray, gray+alpha,
-    RGB or RGBA, as given)."""
+    RGB or RGBA, as given), atomically (a temporary file in the same folder, renamed when complete)."""
     from PIL import Image
 
     if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
@@ -209,7 +210,8 @@ def write_output(path: str | Path, pixels: torch.Tensor, alpha: torch.Tensor | N
     if bit_depth == 16:
         _write_png16(data, path)
     else:
-        Image.fromarray(data[..., 0] if data.shape[2] == 1 else data).save(path)
+        with atomic_write(path) as fh:
+            Image.fromarray(data[..., 0] if data.shape[2] == 1 else data).save(fh, format="PNG")
 
 
 # ---- running the network ---------------------------------------------------------------------------------------
@@ -395,6 +397,15 @@ def _precision(name: str, device: torch.device) -> torch.dtype | None:
     return dtype
 
 
+def output_bytes(image, scale: int) -> int:
+    """Upper bound of the PNG written for ``image`` at ``scale``: the raw samples (PNG's deflate only shrinks
+    them; the stored-block worst case adds < 0.1 %) plus 64 KiB for headers."""
+    h, w = image.pixels.shape[-2:]
+    channels = image.pixels.shape[-3] + (0 if image.alpha is None else 1)
+    raw = h * scale * w * scale * channels * (2 if image.bit_depth == 16 else 1)
+    return int(raw * 1.001) + 2**16
+
+
 def upscale(cfg: DictConfig) -> list[Path]:
     """Super-resolve every input of ``cfg`` (see ``conf/upscale.yaml``); returns the written files."""
     from src.checkpoints import build_eval_model
@@ -420,6 +431,8 @@ def upscale(cfg: DictConfig) -> list[Path]:
     existing = [dst for dst in outputs if resume and dst.exists()]
     damaged = check_images(existing, what="existing output")  # an interrupted write is redone
     done = {dst for dst in existing if dst not in damaged}
+    for folder in dict.fromkeys(dst.parent for dst in outputs):
+        check_writable(folder, what="output")  # before any model is loaded or image computed
     device = pick_device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={cfg.device}: no CUDA device is available here (device=auto picks one if present)")
@@ -453,6 +466,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
                 bad[src] = check_image(src) or f"cannot be read: {str(exc).splitlines()[0] if str(exc) else exc!r}"
                 log.warning("skipping %s: %s", src, bad[src])
                 continue
+            check_writable(dst.parent, output_bytes(image, scale), what="output", probe=False)
             sr, alpha = upscaler(image.pixels, image.alpha, desc=src.name)
             if dst.exists() and not (cfg.overwrite or resume):  # appeared while we worked
                 raise OutputExistsError(f"output file {dst} already exists: pass overwrite=true to replace it")

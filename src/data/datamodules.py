@@ -4,6 +4,7 @@ training device in ``on_after_batch_transfer`` by the degradation pipeline (fp32
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from src.config import ConfigError
 from src.data.checks import check_images, describe_bad
 from src.data.datasets import FullImageDataset, PairedPatchDataset, RandomPatchDataset
 from src.data.image_io import list_images
@@ -230,11 +232,27 @@ class SRDataModule(L.LightningDataModule):
             self.train_set = self.build_train_set()
             if hasattr(self.train_set, "seed_items"):
                 self.train_set.seed_items(self.seed)
+            self.check_batch_size()
         if self.val_set is None:
             hr, lr = self._checked_val_files()
             if self.val_limit is not None:
                 hr, lr = hr[: self.val_limit], (lr[: self.val_limit] if lr is not None else None)
             self.val_set = FullImageDataset(hr, self.scale, lr, crop=self.val_crop, cache=self.cache)
+
+    def check_batch_size(self) -> None:
+        """A training epoch must hold at least one full batch per process (batches are dropped when incomplete):
+        otherwise Lightning would "train" zero steps and the run would report an untrained network."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        patches = len(self.train_set)
+        per_process = math.ceil(patches / world)
+        if per_process < self.batch_size:
+            images = patches // max(self.repeat, 1)
+            split = f", {per_process} per process on {world} processes" if world > 1 else ""
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is larger than the training set: {images} training images x "
+                f"data.repeat={self.repeat} = {patches} patches per epoch{split}, so no full batch can be formed. "
+                f"Lower data.batch_size or raise data.repeat"
+            )
 
     # ---- loaders ------------------------------------------------------------------------------------------
     def _world(self) -> tuple[int, int]:

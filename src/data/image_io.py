@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from src.atomic_io import atomic_write, write_bytes
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
@@ -107,20 +109,25 @@ def to_uint8(img: torch.Tensor) -> torch.Tensor:
 def save_image(img: torch.Tensor, path: str | Path, bit_depth: int = 8) -> None:
     """Write a float tensor (C, H, W) in [0, 1], C in {1, 3}, to ``path`` (format from the suffix).
 
-    ``bit_depth=16`` writes a 16-bit PNG (grayscale or RGB).
+    ``bit_depth=16`` writes a 16-bit PNG (grayscale or RGB). Written atomically (:mod:`src.atomic_io`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if img.ndim != 3 or img.shape[0] not in (1, 3):
         raise ValueError(f"save_image expects a (1|3, H, W) tensor, got shape {tuple(img.shape)}")
     arr = img.detach().float().clamp(0, 1).cpu().permute(1, 2, 0).numpy()
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image file extension {path.suffix!r}")
     if bit_depth == 8:
         data = (arr * 255.0).round().astype(np.uint8)
-        Image.fromarray(data[..., 0] if data.shape[2] == 1 else data).save(path)
+        with atomic_write(path) as fh:
+            Image.fromarray(data[..., 0] if data.shape[2] == 1 else data).save(fh, format=fmt)
     elif bit_depth == 16:
         data = (arr * 65535.0).round().astype(np.uint16)
         if data.shape[2] == 1:
-            Image.fromarray(data[..., 0]).save(path)
+            with atomic_write(path) as fh:
+                Image.fromarray(data[..., 0]).save(fh, format=fmt)
         else:  # PIL cannot write 16-bit RGB; fall back to imageio-free PNG via numpy + zlib
             _write_png16_rgb(data, path)
     else:
@@ -140,4 +147,4 @@ def _write_png16_rgb(data: np.ndarray, path: Path) -> None:
 
     header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6))
-    path.write_bytes(png + chunk(b"IEND", b""))
+    write_bytes(path, png + chunk(b"IEND", b""))

@@ -42,11 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
+from src.atomic_io import TMP_MARK, atomic_write, write_text
 from src.config import ConfigError, check_keys, exit_on_user_error
 from src.data.image_io import list_images
 
 MARKER_DIR = ".prepare"
-TMP_TAG = ".prepare-tmp-"
 
 
 @dataclass
@@ -225,27 +225,16 @@ def parse_args(argv: Sequence[str]) -> PrepareConfig:
 
 # ------------------------------------------------------------------------------------------------------------
 # files
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}{TMP_TAG}{os.getpid()}")
-
-
 def _atomic_png(pixels: np.ndarray, path: Path, compress: int) -> None:
-    """Write (H, W, 3) uint8 as PNG via a temporary name and an atomic rename."""
+    """Write (H, W, 3) uint8 as PNG atomically (:func:`src.atomic_io.atomic_write`)."""
     from PIL import Image
 
-    tmp = _tmp_path(path)
-    try:
-        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG", compress_level=compress)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path) as fh:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(fh, format="PNG", compress_level=compress)
 
 
 def _atomic_json(obj: dict, path: Path) -> None:
-    tmp = _tmp_path(path)
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=1))
 
 
 def _file_matches(path: Path, pixels: np.ndarray) -> bool:
@@ -268,7 +257,7 @@ def remove_temp_files(folders: Sequence[Path]) -> int:
     for folder in folders:
         if folder.is_dir():
             for path in folder.iterdir():
-                if path.name.startswith(".") and TMP_TAG in path.name and path.is_file():
+                if path.name.startswith(".") and TMP_MARK in path.name and path.is_file():
                     path.unlink()
                     removed += 1
     return removed

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from src.atomic_io import atomic_write
 from src.data.image_io import to_uint8
 
 
@@ -69,5 +70,6 @@ def stack_vertically(panels: list[Image.Image]) -> Image.Image:
 def save_panel(panel: Image.Image, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    panel.save(path)
+    with atomic_write(path) as fh:
+        panel.save(fh, format="PNG")
     return path

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from src.atomic_io import atomic_write, write_text
 from src.config import ConfigError
 from src.evaluation.results import SetScore
 
@@ -94,7 +95,8 @@ def plot_perception_distortion(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_write(path) as fh:
+        fig.savefig(fh, dpi=120, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
@@ -415,7 +417,7 @@ def write_report_csv(rows: Sequence[ReportRow], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metrics = metric_columns(rows)
-    with path.open("w", newline="") as fh:
+    with atomic_write(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["run", "source", "method", "set", "scale", *metrics, "num_images", "wandb_id"])
         for r in rows:
@@ -463,7 +465,7 @@ def write_report(rows: Sequence[ReportRow], out_dir: str | Path, plot_metric: st
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"csv": write_report_csv(rows, out_dir / "report.csv")}
     md = out_dir / "report.md"
-    md.write_text(report_markdown(rows) + "\n")
+    write_text(md, report_markdown(rows) + "\n")
     written["md"] = md
     points = plot_rows(rows)
     metric = pick_plot_metric(points, plot_metric, fallback="ssim_y")

@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from src.atomic_io import atomic_write
 from src.evaluation.metric_suite import MetricSuite
 
 
@@ -99,7 +100,7 @@ def write_csv(rows: list[ImageScore] | list[SetScore], path: str | Path) -> Path
         with_notes = any(r.notes for r in rows)
         if with_notes:
             header.append("notes")
-    with path.open("w", newline="") as fh:
+    with atomic_write(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         for r in rows:

@@ -12,6 +12,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from src.atomic_io import write_text
 from src.auto_model import is_auto
 from src.checkpoints import build_eval_model, read_hparams
 from src.config import ConfigError, validate
@@ -148,7 +149,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     write_csv(summary, out_dir / "results.csv")
     write_csv(scores, out_dir / "per_image.csv")
     table = markdown_table(summary)
-    (out_dir / "results.md").write_text(table + "\n")
+    write_text(out_dir / "results.md", table + "\n")
     print(table)
     print(f"\nWrote {out_dir / 'results.csv'} and per_image.csv")
     return summary
@@ -419,7 +420,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     table = markdown_table(summary)
     if notes:
         table += "\n\n" + "\n".join(f"- {note}" for note in notes)
-    (out_dir / "results.md").write_text(table + "\n")
+    write_text(out_dir / "results.md", table + "\n")
     plot = plot_perception_distortion(summary, out_dir / "perception_distortion.png",
                                       metric=compare.plot_metric, connect=False)
     print(table)

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from src.losses import GANLoss, RelativisticGANLoss, gradient_penalty
+from src.methods.guard import GanCollapseMonitor, restore_running_stats, snapshot_running_stats
 from src.methods.supervised import SupervisedSR, _plain
 
 GAN_TYPES = ("vanilla", "lsgan", "hinge", "wgan", "wgan_gp", "ragan")
@@ -44,6 +45,12 @@ class AdversarialSR(SupervisedSR):
     Logged: ``train/g_<content term>``, ``train/g_gan``, ``train/g_total``, ``train/d_real``, ``train/d_fake``
     (mean discriminator outputs), ``train/d_loss`` (and ``train/d_gp`` for WGAN-GP). Both learning-rate schedules
     step once per training step; ``trainer.max_steps`` counts training steps (generator updates).
+
+    Divergence guard (``guard``, see :class:`SupervisedSR`): a non-finite generator loss skips the whole iteration
+    (no G or D update, no EMA or schedule step; the iteration does not count in ``global_step``, as the schedules
+    do not), a non-finite discriminator loss skips the D update; both count towards ``max_nonfinite_steps`` in a
+    row. GAN collapse signals (D loss -> 0, G's
+    adversarial loss exploding) are warned about (:class:`~src.methods.guard.GanCollapseMonitor`).
     """
 
     needs_find_unused = True  # D is frozen in the G step: DDP must tolerate parameters without gradients
@@ -104,6 +111,8 @@ class AdversarialSR(SupervisedSR):
         else:
             self.gan_loss = GANLoss("wgan" if gan_type == "wgan_gp" else gan_type, loss_weight=weight)
         self.gp_weight = float(gan.get("gp_weight", 10.0)) if gan_type == "wgan_gp" else 0.0
+        g = self.guard_settings
+        self.collapse_monitor = GanCollapseMonitor(gan_type, g["window"], g["d_loss_floor"], g["loss_growth"])
 
     # ---- training ---------------------------------------------------------------------------------------
     def _adversarial_active(self, step: int) -> bool:
@@ -124,6 +133,7 @@ class AdversarialSR(SupervisedSR):
         adversarial = self._adversarial_active(step)
 
         # (1) generator step, discriminator frozen
+        stats = snapshot_running_stats(self.sr, self.net_d)  # put back if this iteration is skipped
         self.net_d.requires_grad_(False)
         sr = self.sr(lr)
         g_total = self.content_loss(sr, content_target, prefix="g_", batch_size=n)
@@ -136,6 +146,10 @@ class AdversarialSR(SupervisedSR):
             self.log_term("g_gan", g_gan, n, prog_bar=True)
             g_total = g_total + g_gan
         self.log("train/g_total", g_total, batch_size=n)
+        if not self.nonfinite_guard.check(self, {"g_total": g_total}, reset=False):
+            self.log("train/skipped_steps", float(self.nonfinite_guard.skipped), batch_size=n)
+            restore_running_stats(stats)
+            return None  # no update of G, D, EMA or schedules; the step does not count
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_total)
         opt_g.step()  # clipping (grad_clip_g) happens in on_before_optimizer_step, on unscaled gradients
@@ -144,6 +158,7 @@ class AdversarialSR(SupervisedSR):
         # (2) discriminator step on real and detached fake
         if adversarial:
             self.net_d.requires_grad_(True)
+            d_stats = snapshot_running_stats(self.net_d)
             fake = sr.detach()
             real_d = self.net_d(gan_target)
             fake_d = self.net_d(fake)
@@ -157,12 +172,20 @@ class AdversarialSR(SupervisedSR):
                     gp = gradient_penalty(self.net_d, gan_target, fake, self.gp_weight, scaler=scaler)
                     self.log("train/d_gp", gp, batch_size=n)
                     d_loss = d_loss + gp
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
             self.log("train/d_loss", d_loss, batch_size=n)
             self.log("train/d_real", real_d.detach().mean(), batch_size=n)
             self.log("train/d_fake", fake_d.detach().mean(), batch_size=n)
+            if self.nonfinite_guard.check(self, {"d_loss": d_loss}, reset=False):
+                self.nonfinite_guard.reset()
+                opt_d.zero_grad(set_to_none=True)
+                self.manual_backward(d_loss)
+                opt_d.step()  # clipping (grad_clip_d) happens in on_before_optimizer_step
+                self.collapse_monitor.update(step, d_loss, g_gan, rank_zero=self.global_rank == 0)
+            else:
+                self.log("train/skipped_steps", float(self.nonfinite_guard.skipped), batch_size=n)
+                restore_running_stats(d_stats)
+        else:
+            self.nonfinite_guard.reset()
 
         for scheduler in self._schedulers():
             scheduler.step()
@@ -175,6 +198,11 @@ class AdversarialSR(SupervisedSR):
             self.hparams.grad_clip_d if optimizer is opt_d else None)
         if limit:
             self.clip_gradients(optimizer, gradient_clip_val=limit, gradient_clip_algorithm="norm")
+
+    def _scheduler_configs(self, checkpoint=None) -> list:
+        hparams = self.hparams if checkpoint is None else (checkpoint.get("hyper_parameters") or {})
+        keys = (("model.lr_scheduler", "lr_scheduler"), ("model.lr_scheduler_d", "lr_scheduler_d"))
+        return [(key, hparams[name]) for key, name in keys if hparams.get(name)]
 
     def _schedulers(self) -> list:
         schedulers = self.lr_schedulers()

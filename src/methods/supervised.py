@@ -4,6 +4,7 @@ validation."""
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,11 +19,21 @@ from src.colorspace import rgb_to_y
 from src.degradations import imresize
 from src.evaluation.metric_suite import build_metric_suite
 from src.losses import PixelLoss
+from src.methods.guard import (
+    LossGrowthMonitor,
+    NonFiniteGuard,
+    guard_settings,
+    restore_running_stats,
+    snapshot_running_stats,
+)
+from src.methods.resume import reconcile_lr_schedulers
 from src.methods.sr_forward import SRForward
 
 INPUT_MODES = ("lr", "bicubic")
 COLOR_MODES = ("rgb", "y")
 RECIPE_KEYS = ("batch_size", "patch_size", "max_steps", "train_scales")
+
+log = logging.getLogger(__name__)
 
 
 def _plain(cfg: Any) -> Any:
@@ -71,6 +82,11 @@ class SupervisedSR(L.LightningModule):
             module runs the EMA weights. ``None``: no EMA.
         content_target_usm: compute the loss against the USM-sharpened HR (``batch["hr_usm"]``, made by the
             Real-ESRGAN degradation), as Real-ESRNet/Real-ESRGAN do; the plain HR when the batch has none.
+        guard: the divergence guard (``guard`` of ``conf/train.yaml``, :mod:`src.methods.guard`): a non-finite
+            loss skips its optimizer update (weights, optimizer state and EMA untouched; the step still counts
+            in ``global_step`` and the LR schedule) with a warning, ``max_nonfinite_steps`` in a row raise
+            :class:`~src.methods.guard.DivergenceError`; a finite loss that grows ``loss_growth``-fold is
+            warned about. Not a hyperparameter (not saved in checkpoints).
     """
 
     def __init__(
@@ -92,8 +108,15 @@ class SupervisedSR(L.LightningModule):
         weights: str | None = None,
         ema_decay: float | None = None,
         content_target_usm: bool = False,
+        guard: Mapping | None = None,
     ) -> None:
         super().__init__()
+        self.guard_settings = guard_settings(_plain(guard))
+        self.nonfinite_guard = NonFiniteGuard(self.guard_settings["max_nonfinite_steps"])
+        self.loss_monitor = LossGrowthMonitor("the training loss", self.guard_settings["window"],
+                                              self.guard_settings["loss_growth"])
+        self._skip_pending = False  # a non-finite loss since the last optimizer step
+        self._skipped_last_step = False
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ValueError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay}")
         if input not in INPUT_MODES:
@@ -180,6 +203,7 @@ class SupervisedSR(L.LightningModule):
             self.log(name, value.detach(), prog_bar=True, logger=False, batch_size=batch_size)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        stats = snapshot_running_stats(self.sr)
         lr, hr = batch["lr"], batch["hr"]
         if self.hparams.content_target_usm:
             hr = batch.get("hr_usm", hr)
@@ -194,6 +218,14 @@ class SupervisedSR(L.LightningModule):
             total = self.content_loss(pred, target, batch_size=lr.shape[0])
         if len(self.losses) > 1 or isinstance(pred, (list, tuple)):
             self.log("train/loss", total, batch_size=lr.shape[0], sync_dist=True)
+        if not self.nonfinite_guard.check(self, {"loss": total}):
+            self._skip_pending = True  # optimizer_step drops this update
+            restore_running_stats(stats)
+            self.log("train/skipped_steps", float(self.nonfinite_guard.skipped), batch_size=lr.shape[0])
+        else:
+            message = self.loss_monitor.update(self.global_step, total)
+            if message and self.global_rank == 0:
+                log.warning(message)
         return total
 
     def multi_level_loss(self, preds: list[torch.Tensor], target: torch.Tensor, batch_size: int = 1) -> torch.Tensor:
@@ -208,6 +240,22 @@ class SupervisedSR(L.LightningModule):
             total = total + self.content_loss(pred, level_target, prefix=f"level{k}_", batch_size=batch_size)
         return total
 
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        """Lightning's step, except after a non-finite loss: the closure (training_step, zero_grad, backward)
+        still runs on every process, but the optimizer does not step and the gradients are dropped. The step
+        still counts (Lightning's ``global_step`` and the LR schedule advance together, as for any step)."""
+        if optimizer_closure is None:
+            optimizer.step()
+            return
+        result = optimizer_closure()
+        if self._skip_pending:
+            self._skip_pending, self._skipped_last_step = False, True
+            optimizer.zero_grad(set_to_none=True)
+            return
+        self._skipped_last_step = False
+        optimizer.step(closure=lambda: result)
+
+
     @torch.no_grad()
     def update_ema(self) -> None:
         """sr_ema <- decay * sr_ema + (1 - decay) * sr (parameters); buffers (BN statistics) copied."""
@@ -220,8 +268,19 @@ class SupervisedSR(L.LightningModule):
             ema_buffer.copy_(buffer)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.automatic_optimization:
+        if self.automatic_optimization and not self._skipped_last_step:
             self.update_ema()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming: make the restored LR schedules follow this run's config (see
+        :func:`src.methods.resume.reconcile_lr_schedulers`)."""
+        reconcile_lr_schedulers(checkpoint, self._scheduler_configs(), self._scheduler_configs(checkpoint))
+
+    def _scheduler_configs(self, checkpoint: Mapping | None = None) -> list[tuple[str, Mapping]]:
+        """(config key, scheduler config) of each LR schedule, in the order of ``configure_optimizers``; of this
+        module, or as saved in ``checkpoint``'s hyperparameters."""
+        hparams = self.hparams if checkpoint is None else (checkpoint.get("hyper_parameters") or {})
+        return [("model.lr_scheduler", hparams["lr_scheduler"])] if hparams.get("lr_scheduler") else []
 
     @staticmethod
     def _build_losses(loss: str | Mapping, color: str) -> nn.ModuleDict:

@@ -23,7 +23,8 @@ TMP_MARK = ".tmp-"  # temporary names: .<final name>.tmp-<pid>-<random>
 
 
 class OutputError(ValueError):
-    """An output folder that cannot take the files of this run (unwritable, not a folder, not enough space)."""
+    """A file or folder that cannot take this run's output (unwritable, not a folder, not enough space); entry
+    points print it as one ``error:`` line."""
 
 
 def temp_name(path: Path) -> Path:
@@ -49,22 +50,26 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iter
     """Open ``path`` for writing, atomically: the caller writes to a temporary file in the same folder, which
     replaces ``path`` only when the ``with`` block ends without an error (after flush + fsync). ``mode`` is
     ``"wb"`` or ``"w"`` (text; ``open_kwargs`` such as ``newline=""`` / ``encoding`` go to :func:`open`).
-    The folder is created when missing. New files get the usual permissions (0o666 minus the umask)."""
+    The folder is created when missing. New files get the usual permissions (0o666 minus the umask). An
+    ``OSError`` on the way (disk full, read-only, permissions) becomes :class:`OutputError` naming the file."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, mode, **open_kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc} ({kept})") from exc
         raise
     _fsync_folder(path.parent)
 
@@ -83,10 +88,10 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def check_writable(folder: str | Path, need_bytes: int = 0, what: str = "output") -> Path:
-    """Create ``folder`` if needed and make sure a file can be written there and that at least ``need_bytes``
-    bytes are free on its filesystem; raises :class:`OutputError` naming the folder otherwise. A probe file
-    is created and removed (permission bits alone do not tell: read-only mounts, quotas, root)."""
+def check_writable(folder: str | Path, need_bytes: int = 0, what: str = "output", probe: bool = True) -> Path:
+    """Create ``folder`` if needed and make sure a file can be written there (``probe``) and that at least
+    ``need_bytes`` bytes are free on its filesystem; raises :class:`OutputError` naming the folder otherwise. The
+    probe creates and removes a small file (permission bits alone do not tell: read-only mounts, quotas, root)."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -94,25 +99,29 @@ def check_writable(folder: str | Path, need_bytes: int = 0, what: str = "output"
         raise OutputError(f"{what} folder {folder} exists and is not a folder") from exc
     except OSError as exc:
         raise OutputError(f"{what} folder {folder} cannot be created: {exc.strerror or exc}") from exc
-    probe = temp_name(folder / "write-probe")
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, b"0")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise OutputError(f"{what} folder {folder} is not writable: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            probe.unlink()
+    if probe:
+        _probe(folder, what)
     free = shutil.disk_usage(folder).free
     if free < need_bytes:
         raise OutputError(
             f"{what} folder {folder} has {_size(free)} free, but about {_size(need_bytes)} will be written there"
         )
     return folder
+
+
+def _probe(folder: Path, what: str) -> None:
+    path = temp_name(folder / "write-probe")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"{what} folder {folder} is not writable: {exc.strerror or exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _size(n: float) -> str:

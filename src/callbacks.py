@@ -4,6 +4,7 @@ always the latest state, both written atomically)."""
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import time
@@ -20,7 +21,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
-from src.atomic_io import atomic_write
+from src.atomic_io import write_bytes
 from src.degradations import imresize
 from src.evaluation.panels import comparison_panel, detailed_crop
 from src.evaluation.report import nearest_upscale
@@ -294,8 +295,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
-        with atomic_write(Path(path)) as fh:
-            torch.save(checkpoint, fh)
+        buffer = io.BytesIO()  # serialised first: torch.save reports a failed write as an opaque RuntimeError
+        torch.save(checkpoint, buffer)
+        write_bytes(Path(path), buffer.getbuffer())
 
 
 class BestCheckpoint(ModelCheckpoint):

@@ -47,6 +47,7 @@ from src.config import ConfigError, check_keys, exit_on_user_error
 from src.data.image_io import list_images
 
 MARKER_DIR = ".prepare"
+LEGACY_TMP_TAG = ".prepare-tmp-"  # temporary names of earlier versions (now src.atomic_io's)
 
 
 @dataclass
@@ -257,7 +258,8 @@ def remove_temp_files(folders: Sequence[Path]) -> int:
     for folder in folders:
         if folder.is_dir():
             for path in folder.iterdir():
-                if path.name.startswith(".") and TMP_MARK in path.name and path.is_file():
+                temp = TMP_MARK in path.name or LEGACY_TMP_TAG in path.name
+                if path.name.startswith(".") and temp and path.is_file():
                     path.unlink()
                     removed += 1
     return removed

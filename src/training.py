@@ -33,7 +33,7 @@ from src.config import ConfigError, check_keys, validate
 from src.evaluation.heldout import heldout_report
 from src.evaluation.metric_suite import build_metric_suite
 from src.loggers import finish_wandb
-from src.methods.guard import DivergenceError, guard_settings
+from src.methods.guard import GUARD_DEFAULTS, DivergenceError, guard_settings
 from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
@@ -145,22 +145,17 @@ def build_loggers(cfg: DictConfig | None) -> list:
 
 
 def check_run_settings(cfg: DictConfig) -> None:
-    """Type and range of ``checkpoint.*`` and ``guard.*`` (unknown keys name the closest valid one)."""
-    ckpt = cfg.checkpoint
-    check_keys(ckpt, "checkpoint", CHECKPOINT_KEYS, "checkpoint settings")
-    if not isinstance(ckpt.save_last, bool):
-        raise ConfigError(f"checkpoint.save_last={ckpt.save_last!r}: expected true or false")
-    top_k = ckpt.save_top_k
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < -1:
-        raise ConfigError(f"checkpoint.save_top_k={top_k!r}: expected an integer >= 0 (or -1: keep all)")
-    every = ckpt.every_n_train_steps
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ConfigError(f"checkpoint.every_n_train_steps={every!r}: expected an integer >= 1 (steps between "
-                          f"saves of last.ckpt)")
-    try:
-        guard_settings(OmegaConf.to_container(cfg.guard) if cfg.get("guard") is not None else None)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    """Keys of ``checkpoint.*`` and ``guard.*`` (an unknown key names the closest valid one) and the flag
+    ``checkpoint.save_last``; their numbers are range-checked with the others (``src.config.RANGES``)."""
+    check_keys(cfg.checkpoint, "checkpoint", CHECKPOINT_KEYS, "checkpoint settings")
+    if not isinstance(cfg.checkpoint.save_last, bool):
+        raise ConfigError(f"checkpoint.save_last={cfg.checkpoint.save_last!r}: expected true or false")
+    if cfg.get("guard") is not None:
+        check_keys(cfg.guard, "guard", GUARD_DEFAULTS, "the divergence guard")
+        try:
+            guard_settings(OmegaConf.to_container(cfg.guard))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
 
 
 def build_callbacks(cfg: DictConfig, val_name: str, has_loggers: bool) -> list[Callback]:

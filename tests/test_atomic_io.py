@@ -108,4 +108,5 @@ def test_upscale_refuses_a_full_output_folder_before_computing(tiny_fs, tmp_path
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert proc.stderr.startswith(f"error: output folder {tiny_fs} has "), proc.stderr[-3000:]
     assert "will be written there" in proc.stderr
-    assert list(tiny_fs.iterdir()) == []  # nothing half written, no temporary file
+    left = [p.name for p in tiny_fs.rglob("*") if p.suffix == ".png" or TMP_MARK in p.name or ".tmp" in p.name]
+    assert left == []  # no image, nothing half written, no temporary file

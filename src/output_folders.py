@@ -10,11 +10,10 @@ write) are redone. Existing outputs from other settings (or of unknown origin) a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from src.atomic_io import write_text
 from src.data.checks import check_image, describe_bad
 
 
@@ -42,18 +41,8 @@ def same_settings(folder: str | Path, tool: str, settings: dict[str, Any]) -> bo
 
 def record_settings(folder: str | Path, tool: str, settings: dict[str, Any]) -> None:
     """Write the settings file atomically (temp file in the same folder, fsync, rename)."""
-    path = manifest_path(folder, tool)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"settings": json.loads(json.dumps(settings, sort_keys=True, default=str))}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    plain = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    write_text(manifest_path(folder, tool), json.dumps({"settings": plain}, indent=1))
 
 
 def finished(path: str | Path) -> bool:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -49,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.atomic_io import write_bytes
 from src.config import ConfigError, check_keys
 from src.degradations import imresize
 
@@ -390,12 +392,9 @@ def load_generator(arch: Mapping | None, weights: str | Path | None) -> nn.Modul
 
 def save_generator(path: str | Path, arch: Mapping, generator: nn.Module) -> Path:
     """Write a suite generator file {arch, state_dict} that :func:`load_generator` reads without an arch config."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"arch": dict(arch), "state_dict": generator.state_dict()}, tmp)
-    tmp.replace(path)
-    return path
+    buffer = io.BytesIO()  # serialised first: torch.save reports a failed write as an opaque RuntimeError
+    torch.save({"arch": dict(arch), "state_dict": generator.state_dict()}, buffer)
+    return write_bytes(path, buffer.getbuffer())
 
 
 # ---- PULSE as an SR method (for evaluate) --------------------------------------------------------------------

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from src.atomic_io import write_text
 from src.zoo.manifest import Entry, FileSpec
 from src.zoo.transfer import DownloadError, fetch, matches
 
@@ -66,9 +67,7 @@ def _read_marker(folder: Path) -> dict:
 def _write_marker(folder: Path, spec: FileSpec, targets: list[str]) -> None:
     data = _read_marker(folder)
     data[spec.name] = {spec.checksum_kind: spec.checksum, "folders": targets}
-    tmp = folder / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, folder / MARKER)
+    write_text(folder / MARKER, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def target_paths(spec: FileSpec, folder: Path) -> list[Path]:

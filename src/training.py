@@ -379,6 +379,15 @@ def _weights_finite(module: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point())
 
 
+@torch.no_grad()
+def _output_finite(method: torch.nn.Module, item: dict, degradation) -> bool:
+    """Whether the (eval-mode, CPU) model gives a finite SR image for one held-out item: finite weights can still
+    overflow (a diverged network at 1e30)."""
+    hr = item["hr"].float().div(255.0).unsqueeze(0)
+    lr = item["lr"].float().div(255.0).unsqueeze(0) if "lr" in item else degradation(hr)
+    return bool(torch.isfinite(method(lr)).all())
+
+
 def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
                   device: torch.device | str = "cpu") -> None:
     """Reload the best weights and print the held-out table next to bicubic (rank 0 only), on the training
@@ -391,9 +400,11 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
     else:
         which = "final weights"
     method = method.to("cpu").eval()
-    if not _weights_finite(method):
-        log.error("the %s holds NaN/inf weights: no best_basicsr.pth and no held-out report (the network "
-                  "diverged; see README: When things go wrong)", which)
+    datamodule.setup("validate")
+    items = [datamodule.val_set[i] for i in range(len(datamodule.val_set))]
+    if not _weights_finite(method) or not _output_finite(method, items[0], degradation):
+        log.error("the SR output of the %s is NaN/inf (the network diverged): no best_basicsr.pth and no held-out "
+                  "report; see README, When things go wrong", which)
         return
     ema = method.sr_ema.net.state_dict() if getattr(method, "sr_ema", None) is not None else None
     hp = method.hparams
@@ -401,8 +412,6 @@ def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,
                                        metadata(hp["name"], hp["arch"], hp["scale"], hp["input"], hp["color"]))
     log.info("weights of the %s ({params, params_ema}): %s; read by %s", which, exported, clients)
     method = method.to(device)
-    datamodule.setup("validate")
-    items = [datamodule.val_set[i] for i in range(len(datamodule.val_set))]
     summary, table = heldout_report(
         method,
         items,

@@ -213,6 +213,20 @@ def test_diverging_learning_rate_stops_with_an_error_and_exports_nothing(tmp_pat
     assert not (tmp_path / "checkpoints" / "best_basicsr.pth").exists()
 
 
+def test_a_network_with_overflowing_output_is_not_exported():
+    from src.training import _output_finite
+
+    method = _espcn().eval()
+    item = {"hr": torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8),
+            "lr": torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)}
+    assert _output_finite(method, item, None)
+    with torch.no_grad():
+        for p in method.net.parameters():
+            p.fill_(1e38)  # finite weights whose sums overflow float32: what a huge lr leaves behind
+    assert all(torch.isfinite(p).all() for p in method.net.parameters())
+    assert not _output_finite(method, item, None)
+
+
 def test_non_finite_validation_score_never_becomes_best(tmp_path):
     best = BestCheckpoint(dirpath=tmp_path, filename="best", monitor="val/psnr", mode="max")
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path)

@@ -74,10 +74,11 @@ def test_smoke_run_folder(espcn_smoke_run):
     assert ckpt["hyper_parameters"]["name"] == "espcn" and ckpt["hyper_parameters"]["scale"] == 4
     basicsr = torch.load(run / "checkpoints" / "best_basicsr.pth", map_location="cpu", weights_only=True)
     best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    assert set(basicsr) == {"params", "params_ema"} and set(basicsr["params"]) == {"conv1.weight", "conv1.bias",
-                                                                                   "conv2.weight", "conv2.bias",
-                                                                                   "conv3.weight", "conv3.bias"}
+    assert set(basicsr) == {"params", "params_ema", "srsuite"}
+    assert set(basicsr["params"]) == {"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+                                      "conv3.weight", "conv3.bias"}
     assert torch.equal(basicsr["params"]["conv3.weight"], best["sr.net.conv3.weight"])
+    assert basicsr["srsuite"]["scale"] == 4 and basicsr["srsuite"]["color"] == "y"  # what model=auto reads back
 
 
 def test_resume_from_checkpoint(espcn_smoke_run, tmp_path):
@@ -211,7 +212,7 @@ def test_gan_ddp_two_cpu_processes(tmp_path):
     for key in ("train/g_pixel", "train/g_percep", "train/g_gan", "train/d_real", "train/d_fake", "train/d_loss"):
         assert any(r.get(key) for r in metrics), key
     exported = torch.load(tmp_path / "checkpoints" / "best_basicsr.pth", map_location="cpu", weights_only=True)
-    assert set(exported) == {"params", "params_ema"}  # EMA 0.999 is exported as params_ema
+    assert set(exported) == {"params", "params_ema", "srsuite"}  # EMA 0.999 is exported as params_ema
     assert not torch.equal(exported["params"]["conv_first.weight"], exported["params_ema"]["conv_first.weight"])
 
 

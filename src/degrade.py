@@ -20,9 +20,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.config import ConfigError, exit_on_user_error, validate
+from src.config.validation import ConfigError, exit_on_user_error, validate
 from src.data.checks import check_image, check_images
-from src.output_folders import BadInputsError, record_settings, same_settings
+from src.storage.output_folders import BadInputsError, record_settings, same_settings
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ def output_name(stem: str, degradation: str, scale: int, seed: int, index: int) 
 
 def degrade(cfg: DictConfig, degradation_name: str = "degradation") -> list[Path]:
     """Run the job described by a composed ``conf/degrade.yaml``; returns the written files."""
-    from src.atomic_io import check_writable
     from src.data.image_io import load_image, save_image
     from src.degradations import modcrop
+    from src.storage.atomic import check_writable
 
     validate(cfg, DEGRADE_KEYS, trainer_key=None)
     if int(cfg.count) < 1:
@@ -138,7 +138,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from src.completion import handle_shell_completion
+    from src.config.completion import handle_shell_completion
 
     handle_shell_completion("src.degrade")
     main()

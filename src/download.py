@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from src.config import exit_on_user_error
+from src.config.validation import exit_on_user_error
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="download")

@@ -7,7 +7,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from src.config import exit_on_user_error
+from src.config.validation import exit_on_user_error
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
@@ -19,7 +19,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from src.completion import handle_shell_completion
+    from src.config.completion import handle_shell_completion
 
     handle_shell_completion("src.evaluate")
     main()

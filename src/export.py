@@ -1,12 +1,12 @@
 """Export a network: ``python -m src.export ckpt=<file> output=<file> [format=pth|safetensors|onnx|torchscript]``.
 
 ``ckpt`` is one of our Lightning checkpoints (``…/checkpoints/best.ckpt``; an EMA copy, when the checkpoint has
-one, becomes ``params_ema``) or any weights file :mod:`src.checkpoints` reads (official EDSR/RCAN/ESRGAN/CARN/
+one, becomes ``params_ema``) or any weights file :mod:`src.weights.checkpoints` reads (official EDSR/RCAN/ESRGAN/CARN/
 IMDN/WDSR layouts, VDSR/LapSRN ``.mat``, ``.safetensors`` …). Formats (default: from the output's suffix):
 
 - ``pth``: ``{'params': …, 'params_ema': …, 'srsuite': …}`` in the key layout most clients read for that
   network (``layout=auto``; RCAN: the official names chaiNNer/spandrel recognise; ``layout=basicsr`` forces
-  BasicSR's), see :mod:`src.arch_registry`; the printed line names the programs that read the file. ``srsuite``
+  BasicSR's), see :mod:`src.weights.detection`; the printed line names the programs that read the file. ``srsuite``
   holds the network's constructor arguments and scale, so ``model=auto`` rebuilds it exactly;
 - ``safetensors``: the flat (EMA) state dict, ``srsuite`` as JSON metadata;
 - ``onnx``: the network as an ONNX graph (opset 17, dynamic batch/height/width) with its input conventions in
@@ -15,7 +15,7 @@ IMDN/WDSR layouts, VDSR/LapSRN ``.mat``, ``.safetensors`` …). Formats (default
 
 ``half=true`` writes fp16 weights (and fp16 graph inputs/outputs), for GPUs. ONNX/TorchScript exports need the
 network: a Lightning checkpoint brings it; a plain weights file needs ``model=<conf/model option>`` (and
-``scale=``, ``model.<key>=…`` overrides as in ``evaluate``). See :mod:`src.deployment` for what is exported.
+``scale=``, ``model.<key>=…`` overrides as in ``evaluate``). See :mod:`src.weights.deploy` for what is exported.
 An existing ``output`` is an error unless ``overwrite=true``.
 """
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from src.arch_registry import detect_file, export_weights, metadata
-from src.checkpoints import WeightsError, lightning_weights, read_file, read_hparams, read_weights
+from src.weights.checkpoints import WeightsError, lightning_weights, read_file, read_hparams, read_weights
+from src.weights.detection import detect_file, export_weights, metadata
 
 KEYS = ("ckpt", "output", "overwrite", "format", "half", "model", "scale", "layout")
 LAYOUTS = ("auto", "basicsr")
@@ -94,7 +94,7 @@ def _refuse_existing(output: str | Path, overwrite: bool) -> None:
 def export(ckpt: str | Path, output: str | Path, overwrite: bool = False, half: bool = False,
            layout: str = "auto") -> Path:
     """Write ``ckpt``'s weights for other programs (``.pth``, or flat ``.safetensors``) at ``output``, with the
-    ``srsuite`` metadata and the key layout of :func:`src.arch_registry.export_weights`; returns the written path.
+    ``srsuite`` metadata and the key layout of :func:`src.weights.detection.export_weights`; returns the written path.
     An existing ``output`` is a :class:`FileExistsError` unless ``overwrite``."""
     _refuse_existing(output, overwrite)
     obj = read_file(ckpt)
@@ -121,14 +121,14 @@ def export(ckpt: str | Path, output: str | Path, overwrite: bool = False, half: 
 
 
 def build_network(ckpt: str | Path, model: str | None, scale: int | None, overrides: list[str]):
-    """(network, :class:`~src.deployment.ExportSpec`) of ``ckpt``: a Lightning checkpoint's own network, or the
+    """(network, :class:`~src.weights.deploy.ExportSpec`) of ``ckpt``: a Lightning checkpoint's own network, or the
     ``conf/model/<model>.yaml`` network at ``scale`` loaded with the weights file."""
     from hydra import compose, initialize_config_dir
 
-    import src.config  # noqa: F401  (resolvers)
-    from src.checkpoints import build_eval_model
-    from src.deployment import ExportSpec
+    import src.config.validation  # noqa: F401  (resolvers)
     from src.inference import size_multiple
+    from src.weights.checkpoints import build_eval_model
+    from src.weights.deploy import ExportSpec
 
     hparams = read_hparams(ckpt)
     if hparams is not None:
@@ -152,7 +152,7 @@ def build_network(ckpt: str | Path, model: str | None, scale: int | None, overri
 def export_graph(ckpt: str | Path, output: str | Path, fmt: str, half: bool = False, model: str | None = None,
                  scale: int | None = None, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
     """ONNX / TorchScript export of ``ckpt``'s network, checked against PyTorch; returns the written path."""
-    from src.deployment import export_onnx, export_torchscript
+    from src.weights.deploy import export_onnx, export_torchscript
 
     _refuse_existing(output, overwrite)
     net, spec = build_network(ckpt, model, scale, overrides or [])
@@ -166,7 +166,7 @@ def export_graph(ckpt: str | Path, output: str | Path, fmt: str, half: bool = Fa
 
 def main(argv: list[str] | None = None) -> int:
     values, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-    from src.deployment import ExportError
+    from src.weights.deploy import ExportError
 
     half, overwrite = values["half"] == "true", values["overwrite"] == "true"
     try:

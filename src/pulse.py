@@ -21,7 +21,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, check_keys, exit_on_user_error, validate
+from src.config.validation import ConfigError, check_keys, exit_on_user_error, validate
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from src.completion import handle_shell_completion
+    from src.config.completion import handle_shell_completion
 
     handle_shell_completion("src.pulse")
     main()

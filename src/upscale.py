@@ -6,7 +6,7 @@ tile by tile (``src.inference.tiling``; optionally inside the x8 self-ensemble),
 write ``<output>/<stem><suffix>.png`` with the input's channel layout and bit depth. Grayscale images go through
 the network as RGB and come back as luma; an alpha channel is upscaled separately (MATLAB bicubic) and
 re-attached. Existing outputs are never overwritten unless ``overwrite=true``; a rerun with the same settings
-resumes (``src.output_folders``): finished outputs are kept, unreadable inputs are skipped and listed, and the
+resumes (``src.storage.output_folders``): finished outputs are kept, unreadable inputs are skipped and listed, and the
 run then fails.
 """
 
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from src.atomic_io import atomic_write, check_writable
-from src.config import ConfigError, check_keys, drop_training_groups, exit_on_user_error, validate
+from src.config.validation import ConfigError, check_keys, drop_training_groups, exit_on_user_error, validate
 from src.data.checks import check_image, check_images
-from src.output_folders import BadInputsError, file_stamp, record_settings, same_settings
+from src.storage.atomic import atomic_write, check_writable
+from src.storage.output_folders import BadInputsError, file_stamp, record_settings, same_settings
 from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
@@ -358,9 +358,9 @@ def check_settings(cfg: DictConfig) -> None:
 
 
 def resolve_model(cfg: DictConfig) -> None:
-    """``model=auto`` (the default): the network in ``model.weights`` (``src.auto_model``; it also sets
+    """``model=auto`` (the default): the network in ``model.weights`` (``src.weights.auto_model``; it also sets
     ``scale``); MATLAB bicubic when no weights are given."""
-    from src.auto_model import compose_model_option, is_auto, resolve_auto
+    from src.weights.auto_model import compose_model_option, is_auto, resolve_auto
 
     if not is_auto(cfg.model):
         return
@@ -376,7 +376,7 @@ def resolve_scale(cfg: DictConfig) -> int:
     """``scale``, else the scale of a Lightning checkpoint given as ``model.weights``, else 4."""
     from hydra.utils import get_class
 
-    from src.checkpoints import read_hparams
+    from src.weights.checkpoints import read_hparams
 
     if cfg.scale is not None:
         return cfg.scale  # checked by check_settings
@@ -408,9 +408,9 @@ def output_bytes(image, scale: int) -> int:
 
 def upscale(cfg: DictConfig) -> list[Path]:
     """Super-resolve every input of ``cfg`` (see ``conf/upscale.yaml``); returns the written files."""
-    from src.checkpoints import build_eval_model
     from src.inference import size_multiple
     from src.inference.tiling import min_input_size
+    from src.weights.checkpoints import build_eval_model
 
     drop_training_groups(cfg)
     check_keys(cfg, "<root>", set(UPSCALE_KEYS) | {"hydra"}, "src.upscale")  # a misspelled key before any download
@@ -490,7 +490,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from src.completion import handle_shell_completion
+    from src.config.completion import handle_shell_completion
 
     handle_shell_completion("src.upscale")
     main()

@@ -130,7 +130,7 @@ def test_auto_strategy_becomes_ddp_find_unused_for_gans_on_several_devices():
     from omegaconf import OmegaConf
 
     from src.methods import SupervisedSR
-    from src.training import build_strategy
+    from src.training.run import build_strategy
 
     auto = OmegaConf.create({"name": "auto"})
     two = OmegaConf.create({"devices": 2, "num_nodes": 1})

@@ -15,9 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from src.atomic_io import TMP_MARK, OutputError, atomic_write, check_writable, write_text
-from src.callbacks import AtomicCheckpointIO
-from src.checkpoints import export_basicsr
+from src.storage.atomic import TMP_MARK, OutputError, atomic_write, check_writable, write_text
+from src.training.callbacks import AtomicCheckpointIO
+from src.weights.checkpoints import export_basicsr
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -25,8 +25,7 @@ from test_weights_import import (
 from torch import nn
 
 import src.archs
-import src.config  # noqa: F401  (resolvers)
-from src.arch_registry import ARCHS, MissingKnobError, detect_file, detect_state
+import src.config.validation  # noqa: F401  (resolvers)
 from src.archs import (
     CARN,
     CARNM,
@@ -48,13 +47,14 @@ from src.archs import (
     SRResNet,
     SRVGGNetCompact,
 )
-from src.auto_model import resolve_auto
-from src.checkpoints import WeightsError, export_basicsr
-from src.config import ConfigError
+from src.config.validation import ConfigError
 from src.evaluation.run import evaluate
 from src.export import export
 from src.methods.sr_forward import SRForward
 from src.upscale import read_input, upscale
+from src.weights.auto_model import resolve_auto
+from src.weights.checkpoints import WeightsError, export_basicsr
+from src.weights.detection import ARCHS, MissingKnobError, detect_file, detect_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,7 +149,7 @@ def test_export_comes_back_through_model_auto(option, cls, kwargs, tmp_path):
         k: v for k, v in found.kwargs.items() if k not in kwargs and inspect.signature(cls).parameters[k].default == v}
     assert (found.option, found.scale, found.input, found.color) == (option, *_spec(cls, kwargs))
     rebuilt = instantiate(found.arch)
-    from src.checkpoints import load_into
+    from src.weights.checkpoints import load_into
 
     load_into(rebuilt, exported)
     x = torch.rand(2, _ch(kwargs), 8, 8, generator=torch.Generator().manual_seed(0))
@@ -199,7 +199,7 @@ def test_spandrel_reads_our_export(cls, kwargs, arch_id, scale, tmp_path):
     with torch.no_grad():
         for p in ema.parameters():
             p.mul_(0.9)
-    from src.arch_registry import export_weights, metadata
+    from src.weights.detection import export_weights, metadata
 
     meta = metadata("x", {"_target_": f"src.archs.{cls.__name__}", **kwargs}, scale, "lr", "rgb")
     path, clients = export_weights(net.state_dict(), tmp_path / "net.pth", ema.state_dict(), meta)
@@ -313,7 +313,7 @@ def test_model_auto_in_evaluate_train_and_interpolate(tmp_path):
     net = _net(ESPCN, dict(num_in_ch=1, num_out_ch=1, upscale=2, num_feat=8))
     kwargs = dict(num_in_ch=1, num_out_ch=1, upscale=2, num_feat=8)
     path = export(_lightning_ckpt(tmp_path / "b.ckpt", "espcn", ESPCN, kwargs, net), tmp_path / "espcn.pth")
-    from src.checkpoints import build_eval_model
+    from src.weights.checkpoints import build_eval_model
 
     cfg = _compose("evaluate", "model=auto", f"model.weights={path}")  # scale=4 by default: the file's x2 wins
     from src.evaluation.run import _resolve_auto
@@ -342,7 +342,7 @@ def test_model_auto_in_evaluate_train_and_interpolate(tmp_path):
     with torch.no_grad():
         assert torch.equal(method.net(lr[:, :1]), net(lr[:, :1]))
     cfg = _compose("interpolate", "model=auto", f"a={path}", f"b={path}", f"output={tmp_path / 'mid.pth'}")
-    from src.interpolation import run_interpolation
+    from src.weights.interpolation import run_interpolation
 
     (mid,) = run_interpolation(cfg, tmp_path)
     assert detect_file(mid).arch == {"_target_": "src.archs.ESPCN", **kwargs}

@@ -132,7 +132,7 @@ def test_upscale_folder_with_a_bad_file_resumes(tmp_path):
     (out / "good0_x2.png").unlink()
     (out / "good1_x2.png").write_bytes((out / "good1_x2.png").read_bytes()[:300])
     kept = (out / "good2_x2.png").stat().st_mtime_ns
-    from src.output_folders import BadInputsError
+    from src.storage.output_folders import BadInputsError
     from src.upscale import upscale
 
     with pytest.raises(BadInputsError):
@@ -151,7 +151,7 @@ def test_upscale_folder_with_a_bad_file_resumes(tmp_path):
 def test_degrade_folder_with_a_bad_file_resumes_reproducibly(tmp_path):
     broken_folder(tmp_path / "in", good=3)
     from src.degrade import degrade
-    from src.output_folders import BadInputsError
+    from src.storage.output_folders import BadInputsError
 
     def run(out: Path):
         cfg = _compose("degrade", [f"input={tmp_path / 'in'}", f"output={out}", "degradation=classical",

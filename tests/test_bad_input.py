@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.checkpoints import WeightsError, check_resume_checkpoint, read_file, read_weights
+from src.weights.checkpoints import WeightsError, check_resume_checkpoint, read_file, read_weights
 
 REPO = Path(__file__).resolve().parents[1]
 ESPCN_ARCH = {"_target_": "src.archs.ESPCN", "num_in_ch": 1, "num_out_ch": 1, "upscale": 4, "num_feat": 8}
@@ -155,7 +155,7 @@ def test_export_refuses_to_overwrite(bad_files, tmp_path, capsys):
 def test_upscale_without_weights_names_only_its_own_keys():
     from omegaconf import OmegaConf
 
-    from src.checkpoints import build_eval_model
+    from src.weights.checkpoints import build_eval_model
 
     model_cfg = OmegaConf.create({"_target_": "src.methods.SupervisedSR", "name": "espcn", "arch": ESPCN_ARCH,
                                   "input": "lr", "color": "y", "weights": None})

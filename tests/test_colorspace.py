@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src import metrics
-from src.colorspace import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from src.imaging.colorspace import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 
 
 @pytest.mark.parametrize("shape", [(3, 8, 9), (2, 3, 5, 7), (2, 2, 3, 4, 4)])

@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 from src.archs import ESPCN
-from src.checkpoints import export_basicsr
 from src.evaluation.report import gather_runs, read_wandb_folder
+from src.weights.checkpoints import export_basicsr
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = ("experiment=smoke", "trainer.enable_progress_bar=false")

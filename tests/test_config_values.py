@@ -1,4 +1,4 @@
-"""Every numeric knob is type- and range-checked before anything runs (src/config.py RANGES; issue 12 item 9)."""
+"""Every numeric knob is type- and range-checked before anything runs (`RANGES` in src/config/validation.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from src.config import ConfigError, Range, check_values, validate
-from src.training import TRAIN_KEYS
+from src.config.validation import ConfigError, Range, check_values, validate
+from src.training.run import TRAIN_KEYS
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -47,7 +47,7 @@ def test_default_run_console(tmp_path):
 
 
 def test_run_folder_summary_lists_only_existing_files(tmp_path):
-    from src.training import run_folder_summary
+    from src.training.run import run_folder_summary
 
     (tmp_path / "results.csv").write_text("method\n")
     text = run_folder_summary(tmp_path)  # e.g. after fast_dev_run: no checkpoint, no comparison.png
@@ -82,7 +82,7 @@ def test_evaluate_reports_progress_per_set(caplog):
 
 
 def test_bash_completion_for_python_dash_m(tmp_path):
-    from src.completion import handle_shell_completion, query_line
+    from src.config.completion import handle_shell_completion, query_line
 
     assert query_line("/x/.venv/bin/python -X dev -m src.train model=", "src.train") == "python src/train.py model="
     script = subprocess.run([sys.executable, "-m", "src.train", "-sc", "install=bash"], cwd=REPO, capture_output=True,

@@ -13,11 +13,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import src.config  # noqa: F401  (resolvers)
-from src.config import validate
+import src.config.validation  # noqa: F401  (resolvers)
+from src.config.validation import validate
 from src.data import SampleDataModule
 from src.degradations import BicubicDegradation, ClassicalDegradation, RealESRGANDegradation, TrainingPairPool
-from src.training import TRAIN_KEYS
+from src.training.run import TRAIN_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

@@ -93,9 +93,9 @@ def test_fsdp_is_refused_with_gan_and_ema_but_not_plain_supervised():
     from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
     from omegaconf import OmegaConf
 
-    from src.config import ConfigError
+    from src.config.validation import ConfigError
     from src.methods import AdversarialSR, SupervisedSR
-    from src.training import check_sharding
+    from src.training.run import check_sharding
 
     fsdp = FSDPStrategy()
     with pytest.raises(ConfigError, match=r"strategy=fsdp cannot train model=rrdb_gan .*ddp_find_unused"):

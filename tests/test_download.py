@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.config import ConfigError
+from src.config.validation import ConfigError
 from src.zoo import DownloadError, install, load_manifest, resolve_weights
 from src.zoo.manifest import CHECKSUMS, ROOTS, parse_entries
 

@@ -14,11 +14,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-import src.config  # noqa: F401  (resolvers)
-from src.checkpoints import build_eval_model, load_weights
+import src.config.validation  # noqa: F401  (resolvers)
 from src.evaluation.run import evaluate
-from src.interpolation import run_interpolation
 from src.upscale import read_input, upscale
+from src.weights.checkpoints import build_eval_model, load_weights
+from src.weights.interpolation import run_interpolation
 
 REPO = Path(__file__).resolve().parents[1]
 RRDB_TINY = ["model.arch.num_feat=8", "model.arch.num_block=1", "model.arch.num_grow_ch=4"]

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from src.archs import ESPCN
-from src.checkpoints import export_basicsr
-from src.config import ConfigError
-from src.interpolation import interpolate_state
+from src.config.validation import ConfigError
+from src.weights.checkpoints import export_basicsr
+from src.weights.interpolation import interpolate_state
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.archs import CARN, CARNM, DRRN, IMDN, WDSRA, WDSRB, LapSRN, MSLapSRN
-from src.checkpoints import WeightsError, build_eval_model, export_basicsr, load_into, read_weights
+from src.weights.checkpoints import WeightsError, build_eval_model, export_basicsr, load_into, read_weights
 
 REPO = Path(__file__).resolve().parents[1]
 State = dict[str, torch.Tensor]
@@ -164,8 +164,8 @@ def test_basicsr_round_trip(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_model_auto_detects_each_network_from_its_shapes(name):
-    """src.arch_registry (model=auto) reads the class and every argument the shapes tell from a bare state dict."""
-    from src.arch_registry import detect_state
+    """src.weights.detection (model=auto) reads the class and every argument the shapes tell from a bare state dict."""
+    from src.weights.detection import detect_state
 
     net = TINY[name]()
     found = detect_state(net.state_dict(), scale=getattr(net, "upscale", None))
@@ -485,7 +485,7 @@ def test_lapsrn_training_supervises_every_level():
     hr = rand(2, 3, 16, 20)
     lr = imresize(hr, 0.25)
     loss = module.training_step({"lr": lr, "hr": hr}, 0)
-    from src.colorspace import rgb_to_y
+    from src.imaging.colorspace import rgb_to_y
 
     y_hr = rgb_to_y(hr)
     levels = module.sr.predict_y(lr)
@@ -545,8 +545,8 @@ def test_onnx_export_of_a_y_channel_network_and_upscale_through_onnxruntime(tmp_
 
 def test_onnx_and_torchscript_exports_match_pytorch(tmp_path):
     pytest.importorskip("onnxruntime", reason="ONNX checks need onnxruntime (the onnx extras)")
-    from src.deployment import ExportError, ExportSpec, export_onnx, export_torchscript
     from src.export import export_graph
+    from src.weights.deploy import ExportError, ExportSpec, export_onnx, export_torchscript
 
     weights = _weights_file(tmp_path, CARNM(num_feat=16, upscale=3), "carn_m")
     for fmt, suffix in (("onnx", ".onnx"), ("torchscript", ".ts")):
@@ -584,7 +584,7 @@ def test_export_cli_errors_are_one_line(tmp_path, capsys):
 def _compose(name: str, *overrides: str):
     from hydra import compose, initialize_config_dir
 
-    import src.config  # noqa: F401  (resolvers)
+    import src.config.validation  # noqa: F401  (resolvers)
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         return compose(name, overrides=list(overrides))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.loggers import resolve_wandb_mode, wandb_is_configured
+from src.training.loggers import resolve_wandb_mode, wandb_is_configured
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ def test_forward_pre_and_post_processing_is_fp32_under_autocast(color, input):
             out = method(lr)
     assert out.dtype == torch.float32
     if color == "y":  # chroma is untouched by the network: it must be fp32-exact
-        from src.colorspace import rgb_to_ycbcr
+        from src.imaging.colorspace import rgb_to_ycbcr
 
         torch.testing.assert_close(rgb_to_ycbcr(out)[:, 1:], rgb_to_ycbcr(ref)[:, 1:], rtol=0, atol=1e-6)
     assert (out - ref).abs().max() < 0.05  # the network itself ran in bf16

@@ -9,9 +9,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import src.config  # noqa: F401  (resolvers)
-from src.config import ConfigError, validate
-from src.training import TRAIN_KEYS, train
+import src.config.validation  # noqa: F401  (resolvers)
+from src.config.validation import ConfigError, validate
+from src.training.run import TRAIN_KEYS, train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem != "auto")  # auto: tests/test_auto_arch.py

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.config import ConfigError
+from src.config.validation import ConfigError
 from src.data import FolderDataModule, PairedFolderDataModule
 from src.data.prepare import PrepareConfig, crop_boxes, crop_starts, main, parse_args, prepare
 from src.degradations import imresize, modcrop

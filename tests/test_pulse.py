@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from src.archs import DCGANGenerator, StyleGAN2Generator
-from src.config import ConfigError
+from src.config.validation import ConfigError
 from src.data.image_io import load_image, save_image
 from src.degradations import imresize
 from src.methods.pulse import (

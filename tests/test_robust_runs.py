@@ -21,11 +21,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from src.atomic_io import TMP_MARK
-from src.callbacks import AtomicCheckpointIO, BestCheckpoint, LastCheckpoint
-from src.config import new_run_dir
+from src.config.validation import new_run_dir
 from src.methods import AdversarialSR, SupervisedSR
 from src.methods.guard import DivergenceError
+from src.storage.atomic import TMP_MARK
+from src.training.callbacks import AtomicCheckpointIO, BestCheckpoint, LastCheckpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = ("experiment=smoke", "trainer.enable_progress_bar=false")
@@ -214,7 +214,7 @@ def test_diverging_learning_rate_stops_with_an_error_and_exports_nothing(tmp_pat
 
 
 def test_a_network_with_overflowing_output_is_not_exported():
-    from src.training import _output_finite
+    from src.training.run import _output_finite
 
     method = _espcn().eval()
     item = {"hr": torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8),

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from src.archs import ESPCN
-from src.colorspace import rgb_to_ycbcr
 from src.degradations import imresize
+from src.imaging.colorspace import rgb_to_ycbcr
 from src.methods.sr_forward import SRForward
 
 

@@ -86,7 +86,7 @@ def test_evaluate_names_a_benchmark_image_too_small_to_score():
 
 
 def test_upscale_cli_tiny_images(tmp_path):
-    from src.checkpoints import export_basicsr
+    from src.weights.checkpoints import export_basicsr
 
     weights = export_basicsr(smoothing_espcn().state_dict(), tmp_path / "espcn_x2.pth")
     folder = tmp_path / "in"

@@ -357,14 +357,14 @@ def test_inputs_and_no_overwrite(tmp_path):
 def _cfg(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    import src.config  # noqa: F401  (resolvers)
+    import src.config.validation  # noqa: F401  (resolvers)
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         return compose("upscale", overrides=list(overrides))
 
 
 def test_upscale_in_process(tmp_path):
-    from src.config import ConfigError
+    from src.config.validation import ConfigError
 
     src = _png(tmp_path / "photo.png", 13, 10)
     out = tmp_path / "out"
@@ -432,7 +432,7 @@ def test_cli_bicubic_formats(tmp_path):
 
 
 def test_cli_espcn_weights_file(tmp_path):
-    from src.checkpoints import export_basicsr
+    from src.weights.checkpoints import export_basicsr
 
     net = _seeded(ESPCN(3, 3, upscale=2, num_feat=8))
     weights = export_basicsr(net.state_dict(), tmp_path / "espcn_x2.pth")

@@ -1,4 +1,4 @@
-"""Weight import/export (src/checkpoints.py, src/export.py): every supported file layout round-trips into our
+"""Weight import/export (src/weights/checkpoints.py, src/export.py): every supported file layout round-trips into our
 networks, mismatches give readable errors, and the official VDSR .mat reproduces the published Set5 number.
 
 Each layout test takes a tiny network of ours, renames its keys into the foreign layout with an inverse mapping
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from src.archs import EDSR, ESPCN, RCAN, VDSR, RRDBNet
-from src.checkpoints import (
+from src.weights.checkpoints import (
     WeightsError,
     build_eval_model,
     export_basicsr,
@@ -359,7 +359,7 @@ def test_supervised_module_initialises_from_weights(tmp_path):
 def _eval_cfg(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    import src.config  # noqa: F401  (resolvers)
+    import src.config.validation  # noqa: F401  (resolvers)
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         return compose("evaluate", overrides=list(overrides))

@@ -221,7 +221,7 @@ def check_smoke(chk: Checker, device: torch.device, precisions: list[str], small
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from src.config import ConfigError
+    from src.config.validation import ConfigError
 
     class Losses(L.Callback):
         def __init__(self) -> None:

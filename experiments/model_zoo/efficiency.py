@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-import src.config  # noqa: E402,F401  (resolvers)
+import src.config.validation  # noqa: E402,F401  (resolvers)
 
 MODELS = [
     "srcnn", "fsrcnn", "espcn", "vdsr", "edsr_baseline", "edsr", "rcan", "rdn", "msrresnet", "srresnet", "rrdb",

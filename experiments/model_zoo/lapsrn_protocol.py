@@ -25,12 +25,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from src.archs import LapSRN  # noqa: E402
-from src.checkpoints import load_into  # noqa: E402
-from src.colorspace import rgb_to_ycbcr  # noqa: E402
 from src.data.image_io import list_images, load_image  # noqa: E402
 from src.degradations import imresize, modcrop  # noqa: E402
 from src.evaluation.benchmark import load_benchmark_set, score_set  # noqa: E402
+from src.imaging.colorspace import rgb_to_ycbcr  # noqa: E402
 from src.methods.sr_forward import SRForward  # noqa: E402
+from src.weights.checkpoints import load_into  # noqa: E402
 
 
 def psnr_float(a: torch.Tensor, b: torch.Tensor, shave: int) -> float:

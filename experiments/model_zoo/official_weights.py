@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-import src.config  # noqa: E402,F401  (resolvers)
-from src.checkpoints import build_eval_model  # noqa: E402
+import src.config.validation  # noqa: E402,F401  (resolvers)
 from src.evaluation.benchmark import load_benchmark_set, score_set  # noqa: E402
+from src.weights.checkpoints import build_eval_model  # noqa: E402
 
 # (model, file, scales, extra overrides)
 JOBS = [

@@ -49,7 +49,7 @@ def prepare(workdir: Path, size: int, scale: int) -> tuple[Path, Path]:
     from PIL import Image
 
     from src.archs import ESPCN
-    from src.checkpoints import export_basicsr
+    from src.weights.checkpoints import export_basicsr
 
     image = workdir / f"input_{size}.png"
     if not image.exists():
@@ -80,14 +80,14 @@ def child(args: argparse.Namespace) -> dict:
     ]
     from hydra import compose, initialize_config_dir
 
-    import src.config  # noqa: F401  (resolvers)
+    import src.config.validation  # noqa: F401  (resolvers)
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         cfg = compose("upscale", overrides=overrides)
     result = {"mode": args.mode, "tile": args.tile, "overlap": args.overlap, "size": args.size, "scale": args.scale}
     if args.mode == "network":
-        from src.checkpoints import build_eval_model
         from src.inference import tiled_forward
+        from src.weights.checkpoints import build_eval_model
 
         cfg.scale = args.scale
         model = build_eval_model(cfg.model, args.scale, None).eval()

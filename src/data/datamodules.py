@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from src.config import ConfigError
+from src.config.validation import ConfigError
 from src.data.checks import check_images, describe_bad
 from src.data.datasets import FullImageDataset, PairedPatchDataset, RandomPatchDataset
 from src.data.image_io import list_images

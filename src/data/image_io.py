@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from src.atomic_io import atomic_write, write_bytes
+from src.storage.atomic import atomic_write, write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -109,7 +109,7 @@ def to_uint8(img: torch.Tensor) -> torch.Tensor:
 def save_image(img: torch.Tensor, path: str | Path, bit_depth: int = 8) -> None:
     """Write a float tensor (C, H, W) in [0, 1], C in {1, 3}, to ``path`` (format from the suffix).
 
-    ``bit_depth=16`` writes a 16-bit PNG (grayscale or RGB). Written atomically (:mod:`src.atomic_io`).
+    ``bit_depth=16`` writes a 16-bit PNG (grayscale or RGB). Written atomically (:mod:`src.storage.atomic`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

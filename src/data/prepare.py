@@ -42,12 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
-from src.atomic_io import TMP_MARK, atomic_write, write_text
-from src.config import ConfigError, check_keys, exit_on_user_error
+from src.config.validation import ConfigError, check_keys, exit_on_user_error
 from src.data.image_io import list_images
+from src.storage.atomic import TMP_MARK, atomic_write, write_text
 
 MARKER_DIR = ".prepare"
-LEGACY_TMP_TAG = ".prepare-tmp-"  # temporary names of earlier versions (now src.atomic_io's)
+LEGACY_TMP_TAG = ".prepare-tmp-"  # temporary names of earlier versions (now src.storage.atomic's)
 
 
 @dataclass
@@ -227,7 +227,7 @@ def parse_args(argv: Sequence[str]) -> PrepareConfig:
 # ------------------------------------------------------------------------------------------------------------
 # files
 def _atomic_png(pixels: np.ndarray, path: Path, compress: int) -> None:
-    """Write (H, W, 3) uint8 as PNG atomically (:func:`src.atomic_io.atomic_write`)."""
+    """Write (H, W, 3) uint8 as PNG atomically (:func:`src.storage.atomic.atomic_write`)."""
     from PIL import Image
 
     with atomic_write(path) as fh:

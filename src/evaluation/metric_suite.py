@@ -122,7 +122,7 @@ def build_metric_suite(cfg) -> MetricSuite:
     """A :class:`MetricSuite` from the ``metrics`` config node (unknown keys are an error)."""
     from omegaconf import OmegaConf
 
-    from src.config import check_keys
+    from src.config.validation import check_keys
 
     check_keys(cfg, "metrics", METRIC_KEYS, "the metric settings")
     values = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)

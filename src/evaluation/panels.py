@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from src.atomic_io import atomic_write
 from src.data.image_io import to_uint8
+from src.storage.atomic import atomic_write
 
 
 def detailed_crop(hr: torch.Tensor, size: int) -> tuple[int, int, int]:

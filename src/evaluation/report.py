@@ -26,9 +26,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from src.atomic_io import atomic_write, write_text
-from src.config import ConfigError
+from src.config.validation import ConfigError
 from src.evaluation.results import SetScore
+from src.storage.atomic import atomic_write, write_text
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ def _ordered(values: dict[str, float]) -> dict[str, float]:
 def fetch_wandb_project(path: str, timeout: int = 30) -> list[WandbRun]:
     """Every run of the W&B project ``<entity>/<project>`` through the public API (needs network access and
     an API key: ``WANDB_API_KEY`` or ``wandb login``)."""
-    from src.loggers import wandb_is_configured
+    from src.training.loggers import wandb_is_configured
 
     hint = (f"runs={path} (not a folder here) is read as a W&B project from W&B's servers: that needs network "
             "access and a W&B API key "
@@ -485,7 +485,7 @@ _WANDB_PROJECT = re.compile(r"[\w.-]+/[\w.-]+")
 def run_report(cfg, out_dir: str | Path) -> list[ReportRow]:
     """``python -m src.report``: gather ``cfg.runs`` (a folder, or ``<entity>/<project>`` on W&B) and write the
     comparison table and plot into ``cfg.output`` (default: the Hydra run folder ``out_dir``)."""
-    from src.config import validate
+    from src.config.validation import validate
 
     validate(cfg, REPORT_KEYS, trainer_key=None)
     target = str(cfg.runs)

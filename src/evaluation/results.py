@@ -8,8 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from src.atomic_io import atomic_write
 from src.evaluation.metric_suite import MetricSuite
+from src.storage.atomic import atomic_write
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,15 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from src.atomic_io import write_text
-from src.auto_model import is_auto
-from src.checkpoints import build_eval_model, read_hparams
-from src.config import ConfigError, validate
+from src.config.validation import ConfigError, validate
 from src.evaluation.benchmark import load_benchmark_set, score_set
 from src.evaluation.metric_suite import build_metric_suite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
 from src.metrics.efficiency import count_parameters
+from src.storage.atomic import write_text
+from src.weights.auto_model import is_auto
+from src.weights.checkpoints import build_eval_model, read_hparams
 from src.zoo import resolve_weight_keys, resolve_weights
 
 EVALUATE_KEYS = (
@@ -91,7 +91,7 @@ def _scales(cfg: DictConfig) -> list[int]:
 
 def _resolve_auto(cfg: DictConfig) -> None:
     """``model=auto``: the network in ``model.weights`` / ``ckpt_path``, at its own scale."""
-    from src.auto_model import is_auto, resolve_auto
+    from src.weights.auto_model import is_auto, resolve_auto
 
     if not is_auto(cfg.model):
         return
@@ -108,7 +108,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
 
     With a non-empty ``methods`` list every method is scored instead of ``model`` (see :func:`evaluate_methods`).
     """
-    from src.config import check_keys, drop_training_groups
+    from src.config.validation import check_keys, drop_training_groups
 
     drop_training_groups(cfg)
     if cfg.get("methods"):
@@ -183,7 +183,7 @@ class MethodSpec:
 
 def parse_methods(entries) -> list[MethodSpec]:
     """Check the ``methods`` entries (known keys, a model option, unique names, existing weight files)."""
-    from src.config import check_keys
+    from src.config.validation import check_keys
 
     specs = []
     for index, entry in enumerate(entries):
@@ -216,7 +216,7 @@ def parse_methods(entries) -> list[MethodSpec]:
 
 def _compose_model_group(model: str) -> DictConfig:
     """``{'model': conf/model/<model>.yaml}`` composed by Hydra (inside a running Hydra app: its search path)."""
-    from src.auto_model import compose_model_option
+    from src.weights.auto_model import compose_model_option
 
     return compose_model_option(model)
 
@@ -256,8 +256,8 @@ def method_config(spec: MethodSpec, cfg: DictConfig, scale: int, composed: DictC
 
 
 def _auto_method_config(spec: MethodSpec, root: DictConfig, scale: int) -> DictConfig:
-    """``model: auto``: the network in the entry's weights file (``src.auto_model``), which must run at ``scale``."""
-    from src.auto_model import resolve_auto
+    """``model: auto``: the network in the entry's weights file (``src.weights.auto_model``) at ``scale``."""
+    from src.weights.auto_model import resolve_auto
 
     if not spec.weights:
         raise ConfigError(f"{spec.where}: model=auto needs 'weights' (the file the network is read from)")
@@ -307,7 +307,7 @@ def _method_scales(cfg: DictConfig, specs: list[MethodSpec]) -> list[int]:
 
 def _auto_scale(spec: MethodSpec) -> int | None:
     """The scale of the network in a ``model: auto`` entry's file (``None``: bicubic input, any scale)."""
-    from src.arch_registry import detect_file
+    from src.weights.detection import detect_file
 
     given = {k: v for k, v in (spec.overrides.get("arch") or {}).items() if v is not None}
     found = detect_file(spec.weights, given)
@@ -335,7 +335,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     """Score every entry of ``cfg.methods`` on every set x scale into one ``results.csv`` / ``per_image.csv`` /
     ``results.md``; write ``compare/<Set>_<image>_x<s>.png`` (LR nearest | each method with its PSNR | HR, same
     crop) for ``compare.images`` and ``perception_distortion.png`` (PSNR against NIQE / LPIPS / PI)."""
-    from src.config import check_keys
+    from src.config.validation import check_keys
     from src.evaluation.report import plot_perception_distortion
 
     validate(cfg, EVALUATE_KEYS, trainer_key=None)

@@ -50,9 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.atomic_io import write_bytes
-from src.config import ConfigError, check_keys
+from src.config.validation import ConfigError, check_keys
 from src.degradations import imresize
+from src.storage.atomic import write_bytes
 
 SCHEDULES = ("fixed", "linear1cycle", "linear1cycledrop")
 NOISE = ("zero", "fixed", "trainable")

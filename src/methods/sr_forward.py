@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.colorspace import rgb_to_ycbcr, ycbcr_to_rgb
 from src.degradations import imresize
+from src.imaging.colorspace import rgb_to_ycbcr, ycbcr_to_rgb
 from src.losses.precision import no_autocast
 
 

@@ -15,9 +15,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from src.colorspace import rgb_to_y
 from src.degradations import imresize
 from src.evaluation.metric_suite import build_metric_suite
+from src.imaging.colorspace import rgb_to_y
 from src.losses import PixelLoss
 from src.methods.guard import (
     LossGrowthMonitor,
@@ -75,7 +75,7 @@ class SupervisedSR(L.LightningModule):
             clips the global gradient norm to θ/γ (what the widely used PyTorch VDSR port does, at θ/γ = 0.4).
         weights: a weights file to initialise the network from (fine-tuning, or a pretrained model to evaluate):
             our Lightning ``.ckpt``, BasicSR ``.pth`` (``params_ema`` preferred), ``.safetensors``, official
-            EDSR/RCAN/ESRGAN layouts or the official VDSR ``.mat`` (see :mod:`src.checkpoints`); loaded with
+            EDSR/RCAN/ESRGAN layouts or the official VDSR ``.mat`` (see :mod:`src.weights.checkpoints`); loaded with
             ``strict=True``. Not saved in the hyperparameters: a checkpoint of this module holds the weights.
         ema_decay: keep an exponential moving average of the network weights (``sr_ema``; BasicSR/Real-ESRGAN use
             0.999), updated after every optimizer step; in eval mode (validation, the final report, export) the
@@ -151,7 +151,7 @@ class SupervisedSR(L.LightningModule):
         )
         net: nn.Module = instantiate(self.hparams.arch)
         if weights:
-            from src.checkpoints import load_into  # lazy: src.checkpoints imports src.methods
+            from src.weights.checkpoints import load_into  # lazy: src.weights.checkpoints imports src.methods
 
             load_into(net, weights)  # logs the detected container and layout
         self.sr = SRForward(net, scale=scale, input=input, color=color, channels_last=channels_last)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, check_keys, validate
+from src.config.validation import ConfigError, check_keys, validate
 from src.zoo.install import install
 from src.zoo.manifest import ROOTS, Entry, closest, default_roots, load_manifest
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.atomic_io import write_text
+from src.storage.atomic import write_text
 from src.zoo.manifest import Entry, FileSpec
 from src.zoo.transfer import DownloadError, fetch, matches
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from src.config import ConfigError, benchmarks_root
+from src.config.validation import ConfigError, benchmarks_root
 
 MANIFEST = Path(__file__).with_name("manifest.yaml")
 KINDS = ("dataset", "model", "auxiliary")

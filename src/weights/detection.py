@@ -3,11 +3,11 @@
 :data:`ARCHS` has one :class:`ArchEntry` per network of :mod:`src.archs`: a key signature (regular expressions over
 our BasicSR-style key names), a function reading the constructor arguments from the tensor shapes, the knobs the
 shapes cannot tell (with their default, or how to pass them), the ``conf/model`` option whose training recipe goes
-with it, and the layout other clients read. :func:`detect_file` reads a file with :mod:`src.checkpoints` (every
+with it, and the layout other clients read. :func:`detect_file` reads a file with :mod:`src.weights.checkpoints` (every
 container and key layout it knows: BasicSR, our Lightning checkpoints, official EDSR/RCAN, original ESRGAN, VDSR
 ``.mat``), tries the entries whose signature fits, builds each candidate on the ``meta`` device and keeps the
 first whose ``state_dict()`` has exactly the file's keys and shapes. A file that fits nothing is a
-:class:`~src.checkpoints.WeightsError` of one line naming the closest candidates and why they did not fit.
+:class:`~src.weights.checkpoints.WeightsError` of one line naming the closest candidates and why they did not fit.
 
 Knobs the shapes cannot tell (EDSR's ``res_scale``, the activation of a PReLU-free SRVGGNetCompact, FSRCNN's
 stride, the scale of a bicubic-input SRCNN/VDSR …) come, in this order, from the caller (``model.arch.*`` /
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from hydra.utils import get_class
 
-from src.checkpoints import (
+from src.weights.checkpoints import (
     DEFAULT_IMG_RANGE,
     DEFAULT_RGB_MEAN,
     StateDict,
@@ -583,7 +583,7 @@ def detect_state(state: StateDict, meta: Mapping[str, Any] | None = None, given:
     ``meta``: the file's ``srsuite`` metadata / Lightning hyperparameters; ``given``: constructor arguments
     from the caller (``model.arch.*``); ``scale``: the SR factor the caller asked for (``None``: any);
     ``hints``: knob values found in the file's original layout (an official mean shift).
-    Raises :class:`~src.checkpoints.WeightsError` (one line) when nothing fits, :class:`MissingKnobError` when a
+    Raises :class:`~src.weights.checkpoints.WeightsError` (one line) when nothing fits, :class:`MissingKnobError` when a
     knob must be passed.
     """
     given = {k: v for k, v in (given or {}).items() if v is not None}
@@ -638,7 +638,7 @@ def detect_state(state: StateDict, meta: Mapping[str, Any] | None = None, given:
 
 
 def detect_file(path: str | Path, given: Mapping[str, Any] | None = None, scale: int | None = None) -> Detection:
-    """The network in a weights file (any container and layout :mod:`src.checkpoints` reads)."""
+    """The network in a weights file (any container and layout :mod:`src.weights.checkpoints` reads)."""
     path = Path(path)
     obj = read_file(path)
     state, container = unwrap(obj, str(path))

@@ -11,12 +11,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.arch_registry import export_weights, metadata
-from src.atomic_io import write_text
-from src.checkpoints import load_weights
-from src.config import ConfigError, check_keys, drop_training_groups, validate
+from src.config.validation import ConfigError, check_keys, drop_training_groups, validate
 from src.evaluation.report import plot_perception_distortion
 from src.evaluation.results import SetScore, markdown_table, write_csv
+from src.storage.atomic import write_text
+from src.weights.checkpoints import load_weights
+from src.weights.detection import export_weights, metadata
 from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _alphas(cfg: DictConfig) -> list[float]:
 def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
     """Write one BasicSR-format file per α; with ``evaluate=true``, score each on ``benchmarks`` and write
     ``interpolation.csv``, ``interpolation.md`` and ``perception_distortion.png`` into ``out_dir``."""
-    from src.auto_model import is_auto, resolve_auto
+    from src.weights.auto_model import is_auto, resolve_auto
 
     drop_training_groups(cfg)
     validate(cfg, INTERPOLATE_KEYS, trainer_key=None)

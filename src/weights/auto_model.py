@@ -1,6 +1,6 @@
 """``model=auto``: the model config of the network held by a weights file.
 
-:func:`resolve_auto` reads the file with :func:`src.arch_registry.detect_file` (architecture and constructor
+:func:`resolve_auto` reads the file with :func:`src.weights.detection.detect_file` (architecture and constructor
 arguments from the key names and shapes) and replaces ``cfg.model`` by the ``conf/model`` option with that
 network's recipe (the file's own option for our exports and checkpoints, else the architecture's: ``rrdb`` for
 RRDBNet …), with ``arch`` set to the detected arguments, ``weights`` to the file, and ``input`` / ``color`` to the
@@ -14,12 +14,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.config import ConfigError
+from src.config.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def is_auto(model_cfg: DictConfig | None) -> bool:
@@ -48,10 +48,10 @@ def _options() -> list[str]:
 
 def _resolve_onnx(cfg: DictConfig, source: str, scale: int | None, fallback_scale: int | None):
     """An exported ONNX graph (``python -m src.export … format=onnx``): its metadata names the model option, scale,
-    input and colour handling; it runs through onnxruntime (:func:`src.checkpoints.build_eval_model`)."""
+    input and colour handling; it runs through onnxruntime (:func:`src.weights.checkpoints.build_eval_model`)."""
     from types import SimpleNamespace
 
-    from src.deployment import ExportError, read_onnx_spec
+    from src.weights.deploy import ExportError, read_onnx_spec
 
     try:
         spec = read_onnx_spec(source)
@@ -81,15 +81,15 @@ def resolve_auto(cfg: DictConfig, source: str | None = None, scale: int | None =
                  fallback_scale: int | None = None, keep_weights: bool = True):
     """Replace ``cfg.model`` (``model=auto``) by the model config of the network in ``source`` (default
     ``cfg.model.weights``) and set ``cfg.scale`` to the network's scale; returns the
-    :class:`~src.arch_registry.Detection`.
+    :class:`~src.weights.detection.Detection`.
 
     ``scale``: the scale the user asked for (an error if the file holds another); ``fallback_scale``: the scale
     used when the file cannot tell it (bicubic-input SRCNN/VDSR, FSRCNN) and none was asked for — without one,
     that is an error naming ``scale=``. ``keep_weights=False`` leaves ``model.weights`` empty (the file came as
     ``ckpt_path``).
     """
-    from src.arch_registry import detect_file
-    from src.checkpoints import WeightsError
+    from src.weights.checkpoints import WeightsError
+    from src.weights.detection import detect_file
     from src.zoo import resolve_weights
 
     auto = cfg.model

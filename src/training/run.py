@@ -16,9 +16,12 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from src.arch_registry import export_weights, metadata
-from src.atomic_io import check_writable
-from src.callbacks import (
+from src.config.validation import ConfigError, check_keys, validate
+from src.evaluation.heldout import heldout_report
+from src.evaluation.metric_suite import build_metric_suite
+from src.methods.guard import GUARD_DEFAULTS, DivergenceError, guard_settings
+from src.storage.atomic import check_writable
+from src.training.callbacks import (
     AtomicCheckpointIO,
     BestCheckpoint,
     EpochTimer,
@@ -28,12 +31,9 @@ from src.callbacks import (
     StepProgressBar,
     ValidationPanels,
 )
-from src.checkpoints import check_resume_checkpoint
-from src.config import ConfigError, check_keys, validate
-from src.evaluation.heldout import heldout_report
-from src.evaluation.metric_suite import build_metric_suite
-from src.loggers import finish_wandb
-from src.methods.guard import GUARD_DEFAULTS, DivergenceError, guard_settings
+from src.training.loggers import finish_wandb
+from src.weights.checkpoints import check_resume_checkpoint
+from src.weights.detection import export_weights, metadata
 from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def build_loggers(cfg: DictConfig | None) -> list:
 
 def check_run_settings(cfg: DictConfig) -> None:
     """Keys of ``checkpoint.*`` and ``guard.*`` (an unknown key names the closest valid one) and the flag
-    ``checkpoint.save_last``; their numbers are range-checked with the others (``src.config.RANGES``)."""
+    ``checkpoint.save_last``; their numbers are range-checked with the others (``src.config.validation.RANGES``)."""
     check_keys(cfg.checkpoint, "checkpoint", CHECKPOINT_KEYS, "checkpoint settings")
     if not isinstance(cfg.checkpoint.save_last, bool):
         raise ConfigError(f"checkpoint.save_last={cfg.checkpoint.save_last!r}: expected true or false")
@@ -252,7 +252,7 @@ def _under_optuna() -> bool:
 
 def check_objective(cfg: DictConfig) -> tuple[str, str]:
     """(metric, direction) of ``objective``; the metric must be one that validation computes."""
-    from src.config import objective_direction
+    from src.config.validation import objective_direction
     from src.evaluation.metric_suite import ALL_METRICS
 
     metric = str(cfg.objective)
@@ -282,7 +282,7 @@ def objective_value(tracker: ObjectiveTracker) -> float | None:
 def train(cfg: DictConfig) -> float | None:
     """Run one training job described by a composed ``conf/train.yaml``; returns the objective for sweepers (the
     best ``val/<set>/<objective>``, see :func:`objective_value`), or ``None`` when nothing was trained."""
-    from src.auto_model import is_auto, resolve_auto
+    from src.weights.auto_model import is_auto, resolve_auto
 
     if is_auto(cfg.model):  # fine-tune the network in model.weights with its (or model.option's) recipe
         resolve_auto(cfg, fallback_scale=cfg.scale)

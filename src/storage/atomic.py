@@ -5,7 +5,7 @@ filesystem and never turns into a copy), flushes and ``fsync``s it, then ``os.re
 name and ``fsync``s the folder. On any error the temporary file is removed and an existing file of that name
 is left untouched. :func:`check_writable` finds an unwritable or full output folder before long work starts.
 
-Every file srsuite writes (checkpoints through :class:`src.callbacks.AtomicCheckpointIO`, BasicSR exports,
+Every file srsuite writes (checkpoints through :class:`src.training.callbacks.AtomicCheckpointIO`, BasicSR exports,
 upscaled / degraded images, CSV / Markdown tables, plots) goes through :func:`atomic_write`.
 """
 

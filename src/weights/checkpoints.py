@@ -38,8 +38,8 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from src.atomic_io import write_bytes
 from src.methods.sr_forward import SRForward
+from src.storage.atomic import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -742,8 +742,8 @@ def export_basicsr(
     """Write ``{'params': state_dict, 'params_ema': ema_state_dict or state_dict}`` (BasicSR's format, read by
     BasicSR, Real-ESRGAN, chaiNNer/spandrel), plus ``'srsuite': metadata`` when given (plain values: network
     name, constructor arguments, scale; other clients ignore it). A ``.safetensors`` path gets the flat EMA (else
-    plain) weights and the metadata as JSON. Which key names suit which client: ``src.arch_registry``.
-    Written atomically (:func:`src.atomic_io.atomic_write`): a failed write leaves an existing file untouched."""
+    plain) weights and the metadata as JSON. Which key names suit which client: ``src.weights.detection``.
+    Written atomically (:func:`src.storage.atomic.atomic_write`): a failed write leaves an existing file untouched."""
     path = Path(path)
     params = {k: _export_tensor(v) for k, v in _strip_prefixes(state_dict).items()}
     ema = {k: _export_tensor(v) for k, v in _strip_prefixes(ema_state_dict).items()} if ema_state_dict else params
@@ -780,7 +780,7 @@ def build_eval_model(model_cfg: DictConfig, scale: int, ckpt_path: str | None, c
     """
     weights = model_cfg.get("weights")
     if weights and str(weights).lower().endswith(".onnx"):  # an exported graph: run by onnxruntime
-        from src.deployment import onnx_sr_model
+        from src.weights.deploy import onnx_sr_model
 
         return onnx_sr_model(weights, scale)
     method_cls = get_class(model_cfg._target_)

@@ -21,10 +21,10 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
-from src.atomic_io import write_bytes
 from src.degradations import imresize
 from src.evaluation.panels import comparison_panel, detailed_crop
 from src.evaluation.report import nearest_upscale
+from src.storage.atomic import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class ObjectiveTracker(Callback):
 # ---- checkpoints ---------------------------------------------------------------------------------------------
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's ``torch.save`` checkpoint writer, made atomic: the checkpoint goes to a temporary file in the
-    same folder, is fsynced and renamed (:func:`src.atomic_io.atomic_write`). Lightning's own writer stages the
+    same folder, is fsynced and renamed (:func:`src.storage.atomic.atomic_write`). Lightning's own writer stages the
     file through fsspec's temporary file elsewhere, so on a full disk it could leave a truncated ``last.ckpt``
     under the final name; here a failed write raises and leaves the previous file as it was."""
 

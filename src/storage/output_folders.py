@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from src.atomic_io import write_text
 from src.data.checks import check_image, describe_bad
+from src.storage.atomic import write_text
 
 
 class BadInputsError(ValueError):

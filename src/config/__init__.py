@@ -1,0 +1,1 @@
+"""Configuration: validation of composed configs (:mod:`.validation`) and shell completion (:mod:`.completion`)."""

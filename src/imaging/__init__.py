@@ -1,0 +1,1 @@
+"""Image-level conversions shared by data, methods and metrics (colour spaces)."""

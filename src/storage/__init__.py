@@ -1,0 +1,1 @@
+"""Writing results safely: atomic files (:mod:`.atomic`) and unique output folders (:mod:`.output_folders`)."""

@@ -3,7 +3,7 @@ generator=<name> generator.weights=<file> [scale=<s>]``.
 
 See ``conf/pulse.yaml`` and ``src.methods.pulse`` (the search). Per image: read it (converted to the generator's
 channels), search, then write ``<stem>_pulse.png`` (HR), ``<stem>_pulse_lr.png`` (its downscaled version) and
-``<stem>_pulse_log.csv`` (one row per step), each through a temporary file renamed into place; print the
+``<stem>_pulse_log.csv`` (one row per step), each written atomically (:mod:`src.storage.atomic`); print the
 downscaling PSNR against the input, the steps and the seconds; ``pulse_results.csv`` gathers the rows. An image
 that fails (unreadable, wrong size) is reported and the others are still done; the run then ends with one
 ``error:`` line naming every failed file (exit status 2).
@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import csv
 import logging
-import os
 from pathlib import Path
 
 import hydra
@@ -22,6 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.validation import ConfigError, check_keys, exit_on_user_error, validate
+from src.storage.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +51,11 @@ def check_settings(cfg: DictConfig):
     return PulseSettings.from_config(OmegaConf.to_container(cfg.search, resolve=True), "search")
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # keeps the suffix: it picks the image format
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_rows(path: Path, rows: list[dict], fields) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(fields))
-            writer.writeheader()
-            writer.writerows(rows)
-
-    _write_atomic(path, write)
+    with atomic_write(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(fields))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_lr(path: Path, channels: int) -> torch.Tensor:
@@ -116,8 +103,8 @@ def run_pulse(cfg: DictConfig) -> list[dict]:
             lr = read_lr(src, int(generator.channels))
             scale = pulse.check_input(lr, cfg.scale)
             result = pulse.search(lr, scale)
-            _write_atomic(hr_path, lambda tmp, img=result.image: save_image(img, tmp))
-            _write_atomic(lr_path, lambda tmp, img=result.downscaled: save_image(img, tmp))
+            save_image(result.image, hr_path)  # atomic (src.storage.atomic)
+            save_image(result.downscaled, lr_path)
             _write_rows(log_path, result.log, ("restart", "step", "lr", "loss", "mse", "geocross"))
         except Exception as exc:  # noqa: BLE001 - reported per image; the others are still done
             message = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.storage.atomic import TMP_MARK, OutputError, atomic_write, check_writable, write_text
+from src.storage.atomic import TMP_MARK, OutputError, atomic_path, atomic_write, check_writable, write_text
 from src.training.callbacks import AtomicCheckpointIO
 from src.weights.checkpoints import export_basicsr
 
@@ -48,6 +48,31 @@ def test_error_while_writing_keeps_the_old_file(tmp_path):
         raise RuntimeError("killed")
     assert path.read_text() == "old\n"
     assert _temp_files(tmp_path) == []
+
+
+def test_atomic_path_fsyncs_the_file_and_folder_before_and_after_the_rename(tmp_path, monkeypatch):
+    """For writers that take a file name (onnx.save, torch.jit.save): same suffix, old file kept on an error,
+    the data fsynced before it takes the final name and the folder fsynced after."""
+    path = tmp_path / "model.onnx"
+    write_text(path, "old")
+    with pytest.raises(RuntimeError, match="killed"), atomic_path(path) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".onnx" and TMP_MARK in tmp.name
+        tmp.write_text("half written")
+        raise RuntimeError("killed")
+    assert path.read_text() == "old" and _temp_files(tmp_path) == []
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                 real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b))[1])
+    with atomic_path(path) as tmp:
+        tmp.write_text("new")
+    assert path.read_text() == "new" and _temp_files(tmp_path) == []
+    assert events == [("fsync", str(tmp)), ("replace", str(path)), ("fsync", str(tmp_path))]
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left")))
+    with pytest.raises(OutputError, match="model.onnx: No space left.*previous file is unchanged"), \
+            atomic_path(path) as tmp:
+        tmp.write_text("newer")
+    assert path.read_text() == "new" and _temp_files(tmp_path) == []
 
 
 def test_injected_disk_full_keeps_the_old_checkpoint(tmp_path, monkeypatch):

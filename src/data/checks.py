@@ -15,11 +15,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from src.storage.atomic import OutputError, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,10 @@ def _load_cache(folder: Path) -> dict:
 
 def _save_cache(folder: Path, files: dict) -> None:
     """Atomically (temp file in the same folder, fsync, rename); a cache that cannot be written is skipped."""
-    target = _cache_file(folder)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
+        with atomic_write(_cache_file(folder), "w") as f:
             json.dump({"version": CACHE_VERSION, "folder": str(folder.resolve()), "files": files}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
+    except (OSError, OutputError) as exc:
         log.debug("image-check cache not written (%s)", exc)
 
 

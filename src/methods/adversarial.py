@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from hydra.utils import instantiate
 from torch import nn
 
@@ -120,10 +121,6 @@ class AdversarialSR(SupervisedSR):
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        # With manual optimization Lightning counts every optimizer.step() as a global step (the loop installs
-        # these hooks before each training_step); the discriminator's step must not count, so that
-        # trainer.max_steps, checkpoints and schedules count generator updates (training iterations).
-        opt_d._on_before_step = opt_d._on_after_step = _no_op
         lr, hr = batch["lr"], batch["hr"]
         hr_usm = batch.get("hr_usm", hr)
         content_target = hr_usm if self.hparams.content_target_usm else hr
@@ -179,7 +176,7 @@ class AdversarialSR(SupervisedSR):
                 self.nonfinite_guard.reset()
                 opt_d.zero_grad(set_to_none=True)
                 self.manual_backward(d_loss)
-                opt_d.step()  # clipping (grad_clip_d) happens in on_before_optimizer_step
+                self._discriminator_step(opt_d.optimizer)
                 self.collapse_monitor.update(step, d_loss, g_gan, rank_zero=self.global_rank == 0)
             else:
                 self.log("train/skipped_steps", float(self.nonfinite_guard.skipped), batch_size=n)
@@ -189,6 +186,16 @@ class AdversarialSR(SupervisedSR):
 
         for scheduler in self._schedulers():
             scheduler.step()
+
+    def _discriminator_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Step the discriminator without counting it as a training step.
+
+        With manual optimization every ``LightningOptimizer.step()`` adds one to ``global_step``; only generator
+        updates may count (``trainer.max_steps``, checkpoints and schedules count training iterations). The raw
+        optimizer goes through the strategy's public ``optimizer_step``, which is what ``LightningOptimizer.step``
+        calls between its counting hooks: the precision plugin unscales (``16-mixed``), runs
+        :meth:`on_before_optimizer_step` (``grad_clip_d``) and steps through the GradScaler as before."""
+        self.trainer.strategy.optimizer_step(optimizer, closure=_no_op)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """Clip ``grad_clip_g`` / ``grad_clip_d`` here: Lightning's precision plugin calls this hook inside

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from src.degradations import imresize
 from src.evaluation.metric_suite import build_metric_suite
@@ -261,9 +262,8 @@ class SupervisedSR(L.LightningModule):
         """sr_ema <- decay * sr_ema + (1 - decay) * sr (parameters); buffers (BN statistics) copied."""
         if self.sr_ema is None:
             return
-        decay = float(self.hparams.ema_decay)
-        ema_params = list(self.sr_ema.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in self.sr.parameters()], 1.0 - decay)
+        ema_update = get_ema_multi_avg_fn(float(self.hparams.ema_decay))  # torch's public EMA step (foreach lerp)
+        ema_update(list(self.sr_ema.parameters()), [p.detach() for p in self.sr.parameters()], None)
         for ema_buffer, buffer in zip(self.sr_ema.buffers(), self.sr.buffers()):
             ema_buffer.copy_(buffer)
 

@@ -3,10 +3,12 @@
 :func:`atomic_write` writes to a temporary file in the *same folder* (so the final rename never crosses a
 filesystem and never turns into a copy), flushes and ``fsync``s it, then ``os.replace``s it onto the final
 name and ``fsync``s the folder. On any error the temporary file is removed and an existing file of that name
-is left untouched. :func:`check_writable` finds an unwritable or full output folder before long work starts.
+is left untouched; :func:`atomic_path` does the same for writers that need a file name. :func:`check_writable`
+finds an unwritable or full output folder before long work starts.
 
 Every file srsuite writes (checkpoints through :class:`src.training.callbacks.AtomicCheckpointIO`, BasicSR exports,
-upscaled / degraded images, CSV / Markdown tables, plots) goes through :func:`atomic_write`.
+upscaled / degraded images, CSV / Markdown tables, plots) goes through :func:`atomic_write`; ONNX / TorchScript
+exports and other files written by a library that takes a file name go through :func:`atomic_path`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,30 @@ def _fsync_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
+def _replacing(path: Path, tmp: Path) -> Iterator[None]:
+    """Around a block that writes ``tmp``: afterwards ``fsync`` it and ``os.replace`` it onto ``path`` (then
+    ``fsync`` the folder); on any error remove ``tmp`` and leave ``path`` untouched, an ``OSError`` becoming
+    :class:`OutputError` naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc} ({kept})") from exc
+        raise
+    _fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO]:
     """Open ``path`` for writing, atomically: the caller writes to a temporary file in the same folder, which
     replaces ``path`` only when the ``with`` block ends without an error (after flush + fsync). ``mode`` is
@@ -56,22 +82,33 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iter
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     tmp = temp_name(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with _replacing(path, tmp):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, mode, **open_kwargs) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            kept = "the previous file is unchanged" if path.exists() else "nothing was written"
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc} ({kept})") from exc
-        raise
-    _fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """For writers that need a file *name* (``onnx.save``, ``torch.jit.save``, a format chosen by suffix): yields
+    a temporary path in the same folder ending in ``path``'s suffix; when the ``with`` block ends without an error
+    the file written there replaces ``path`` as in :func:`atomic_write` (fsync, rename, fsync of the folder). On
+    an error the temporary file is removed and an existing ``path`` is left untouched."""
+    path = Path(path)
+    tmp = temp_name(path)
+    tmp = tmp.with_name(tmp.name + path.suffix)  # .<name>.tmp-<pid>-<random><suffix>
+    with _replacing(path, tmp):
+        yield tmp
+
+
+def move_into_place(tmp: str | Path, path: str | Path) -> Path:
+    """Give a finished file in ``path``'s folder (a verified download) its final name: ``fsync`` it, rename it
+    onto ``path``, ``fsync`` the folder (errors as in :func:`atomic_write`)."""
+    path = Path(path)
+    with _replacing(path, Path(tmp)):
+        pass
+    return path
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from src.storage.atomic import atomic_path
+
 OPSET = 17
 TOLERANCE = 1e-4
 HALF_TOLERANCE = 2e-2
@@ -133,25 +135,19 @@ def export_onnx(net: nn.Module, path: str | Path, spec: ExportSpec, half: bool =
     dtype = torch.float16 if half else torch.float32
     export_net = frozen.to(dtype)
     example = _inputs(spec, dtype)[0]
-    tmp = path.with_name(path.name + ".partial")
-    path.parent.mkdir(parents=True, exist_ok=True)
     axes = {0: "batch", 2: "height", 3: "width"}
-    with torch.no_grad():
-        torch.onnx.export(export_net, (example,), str(tmp), input_names=["lr"], output_names=["sr"],
-                          opset_version=OPSET, dynamic_axes={"lr": axes, "sr": axes}, dynamo=False)
-    model = onnx.load(str(tmp))
-    for key, value in spec.metadata().items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
-    frozen.float()
-    try:
+    with atomic_path(path) as tmp:  # checked before it takes the final name; fsynced
+        with torch.no_grad():
+            torch.onnx.export(export_net, (example,), str(tmp), input_names=["lr"], output_names=["sr"],
+                              opset_version=OPSET, dynamic_axes={"lr": axes, "sr": axes}, dynamo=False)
+        model = onnx.load(str(tmp))
+        for key, value in spec.metadata().items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(model)
+        onnx.save(model, str(tmp))
+        frozen.float()
         diffs = _check_onnx(tmp, spec, reference, half)
-    except ExportError:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
     return diffs
 
 
@@ -193,27 +189,20 @@ def export_torchscript(net: nn.Module, path: str | Path, spec: ExportSpec, half:
     dtype = torch.float16 if half else torch.float32
     inputs = _inputs(spec, dtype)
     frozen.to(dtype)
-    tmp = path.with_name(path.name + ".partial")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the TorchScript format
-        traced = torch.jit.trace(frozen, (inputs[0],), check_trace=False)
-        torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_META: json.dumps(spec.metadata())})
-        loaded = torch.jit.load(str(tmp))
-        try:
-            outputs = [loaded(x) for x in inputs]
-        except RuntimeError as exc:
-            if not half:
-                tmp.unlink(missing_ok=True)
-                raise ExportError(f"the traced TorchScript module fails on another input size: {exc}") from exc
-            outputs = None
-    frozen.float()
-    try:
+    with atomic_path(path) as tmp:  # checked before it takes the final name; fsynced
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the TorchScript format
+            traced = torch.jit.trace(frozen, (inputs[0],), check_trace=False)
+            torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_META: json.dumps(spec.metadata())})
+            loaded = torch.jit.load(str(tmp))
+            try:
+                outputs = [loaded(x) for x in inputs]
+            except RuntimeError as exc:
+                if not half:
+                    raise ExportError(f"the traced TorchScript module fails on another input size: {exc}") from exc
+                outputs = None
+        frozen.float()
         diffs = {} if outputs is None else _compare(reference, outputs, half, "TorchScript")
-    except ExportError:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
     return diffs
 
 

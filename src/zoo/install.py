@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.storage.atomic import write_text
+from src.storage.atomic import move_into_place, write_text
 from src.zoo.manifest import Entry, FileSpec
 from src.zoo.transfer import DownloadError, fetch, matches
 
@@ -136,7 +136,7 @@ def _place_archive(part: Path, spec: FileSpec, folder: Path, label: str, keep_ar
         shutil.rmtree(tmp, ignore_errors=True)
     _write_marker(folder, spec, list(spec.extract.values()))
     if keep_archive:
-        os.replace(part, folder / spec.name)
+        move_into_place(part, folder / spec.name)
     else:
         part.unlink()
     return [folder / d for d in placed + kept], (f"kept existing {', '.join(kept)}" if kept else "")
@@ -154,7 +154,7 @@ def install_file(entry: Entry, spec: FileSpec, roots: dict[str, Path], *, mirror
         if spec.extract:
             paths, note = _place_archive(part, spec, folder, label, keep_archives)
             return Outcome(entry.name, spec.name, "downloaded", paths, note)
-        os.replace(part, folder / spec.name)
+        move_into_place(part, folder / spec.name)
         return Outcome(entry.name, spec.name, "downloaded", [folder / spec.name])
 
 

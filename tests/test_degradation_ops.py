@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 
+import kornia
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -53,6 +54,29 @@ def test_shared_kernel_and_small_images():
             padded = np.pad(img[i, c].double().numpy(), 10, mode="reflect")
             ref = ndi.correlate(padded, kernel[0].double().numpy(), mode="constant")[10:-10, 10:-10]
             assert np.abs(out[i, c].double().numpy() - ref).max() < 1e-5
+
+
+def test_filters_are_kornias_and_survive_pads_wider_than_the_image():
+    g = torch.Generator().manual_seed(3)
+    img = torch.rand(4, 3, 30, 27, generator=g)
+    kernels = random_blur_kernels(4, sinc_prob=0.3, generator=g)
+    assert torch.equal(filter2d(img, kernels, trim=False), kornia.filters.filter2d(img, kernels, border_type="reflect"))
+    tiny = torch.rand(2, 3, 7, 12, generator=g)  # the 51-tap USM blur pads by 25 > 12 > 7
+    with pytest.raises(Exception):  # noqa: B017 (torch's F.pad error): kornia alone cannot filter it
+        kornia.filters.filter2d(tiny, torch.ones(1, 51, 51) / 51**2, border_type="reflect")
+    k1 = gaussian_kernel1d(51)
+    dense = torch.outer(k1, k1).numpy()
+    for separable in (True, False):
+        out = gaussian_blur(tiny, 51, separable=separable)
+        for i in range(2):
+            for c in range(3):
+                ref = ndi.correlate(np.pad(tiny[i, c].double().numpy(), 25, mode="reflect"), dense,
+                                    mode="constant")[25:-25, 25:-25]
+                assert np.abs(out[i, c].double().numpy() - ref).max() < 3e-6  # float32 sums, as above
+    tall = torch.rand(1, 1, 1100, 3, generator=g)  # taller than the column matrix: the column pass on kornia too
+    ref = ndi.correlate1d(ndi.correlate1d(tall[0, 0].double().numpy(), k1.numpy(), 1, mode="mirror"), k1.numpy(), 0,
+                          mode="mirror")
+    assert np.abs(gaussian_blur(tall, 51)[0, 0].double().numpy() - ref).max() < 1e-6
 
 
 @pytest.mark.parametrize(("h", "w", "pad"), [(6, 9, 3), (4, 5, 11), (1, 3, 4), (2, 2, 7)])

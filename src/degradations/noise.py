@@ -6,7 +6,8 @@
 * Poisson (shot) noise: the image is rounded to 8-bit levels, ``vals = 2^ceil(log2(#distinct levels))`` per
   sample (counted over all channels, as ``len(torch.unique(img[i]))``), ``noise = Poisson(img * vals) / vals
   - img``, scaled per sample by ``scale``; the gray variant uses the luma ``0.2989 R + 0.587 G + 0.114 B``
-  (torchvision's ``rgb_to_grayscale``) and repeats it over the channels.
+  (torchvision's ``rgb_to_grayscale`` weights, as Real-ESRGAN; computed by ``kornia.color.rgb_to_grayscale``)
+  and repeats it over the channels.
 * ``add_*``: ``out = img + noise``, then ``clip`` to [0, 1] and/or ``rounds`` to 8-bit levels exactly as the
   reference (clip and round: ``clamp(round(out * 255), 0, 255) / 255``).
 
@@ -19,9 +20,10 @@ tensors and no call here waits for the device.
 
 from __future__ import annotations
 
+import kornia.color
 import torch
 
-from src.degradations.numerics import to_device
+from src.degradations.numerics import cached_constant, to_device
 
 __all__ = [
     "add_gaussian_noise",
@@ -63,8 +65,10 @@ def rgb_to_gray(img: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights; a 1-channel input is returned as is."""
     if img.shape[1] == 1:
         return img
-    r, g, b = img.unbind(1)
-    return (_GRAY_WEIGHTS[0] * r + _GRAY_WEIGHTS[1] * g + _GRAY_WEIGHTS[2] * b).unsqueeze(1)
+    # the weights are cached on the image's device: kornia then makes no host-to-device copy
+    weights = cached_constant("gray_weights", lambda: torch.tensor(_GRAY_WEIGHTS, dtype=torch.float64),
+                              img.device, img.dtype)
+    return kornia.color.rgb_to_grayscale(img, rgb_weights=weights)
 
 
 def clip_round(out: torch.Tensor, clip: bool = True, rounds: bool = False) -> torch.Tensor:

@@ -20,14 +20,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from src.config.schema import DegradeConfig
 from src.config.validation import ConfigError, exit_on_user_error, validate
 from src.data.checks import check_image, check_images
 from src.storage.output_folders import BadInputsError, record_settings, same_settings
 
 log = logging.getLogger(__name__)
 
-DEGRADE_KEYS = ("degradation", "input", "output", "scale", "seed", "count", "save_hr", "overwrite", "device",
-                "run_name")
 
 
 def input_images(spec: str) -> list[Path]:
@@ -55,7 +54,7 @@ def degrade(cfg: DictConfig, degradation_name: str = "degradation") -> list[Path
     from src.degradations import modcrop
     from src.storage.atomic import check_writable
 
-    validate(cfg, DEGRADE_KEYS, trainer_key=None)
+    validate(cfg, DegradeConfig, trainer_key=None)
     if int(cfg.count) < 1:
         raise ConfigError(f"count={cfg.count}: must be >= 1")
     scale = int(cfg.scale)
@@ -138,7 +137,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from src.config.command_line import check_command_line
     from src.config.completion import handle_shell_completion
 
     handle_shell_completion("src.degrade")
+    check_command_line("src.degrade", "degrade")
     main()

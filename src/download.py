@@ -31,5 +31,8 @@ def _plain_arguments() -> None:
 
 
 if __name__ == "__main__":
+    from src.config.command_line import check_command_line
+
     _plain_arguments()
+    check_command_line("src.download", "download")
     main()

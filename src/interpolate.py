@@ -21,7 +21,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from src.config.command_line import check_command_line
     from src.config.completion import handle_shell_completion
 
     handle_shell_completion("src.interpolate")
+    check_command_line("src.interpolate", "interpolate")
     main()

@@ -18,7 +18,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from src.config.command_line import check_command_line
     from src.config.completion import handle_shell_completion
 
     handle_shell_completion("src.train")
+    check_command_line("src.train", "train")
     main()

@@ -26,7 +26,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from src.config.validation import ConfigError, check_keys, drop_training_groups, exit_on_user_error, validate
+from src.config.schema import UpscaleConfig
+from src.config.validation import (
+    ConfigError,
+    check_schema_keys,
+    drop_training_groups,
+    exit_on_user_error,
+    validate,
+)
 from src.data.checks import check_image, check_images
 from src.storage.atomic import atomic_write, check_writable
 from src.storage.output_folders import BadInputsError, file_stamp, record_settings, same_settings
@@ -34,10 +41,6 @@ from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
 
-UPSCALE_KEYS = (
-    "model", "input", "output", "scale", "tile", "tile_overlap", "pre_pad", "ensemble", "postprocess",
-    "bp_iterations", "precision", "device", "overwrite", "suffix", "progress", "channels_last", "run_name",
-)
 POSTPROCESS = ("none", "back_projection")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L"): RGB output -> grayscale output
@@ -337,7 +340,7 @@ def _int(cfg: DictConfig, key: str, minimum: int) -> int:
 
 def check_settings(cfg: DictConfig) -> None:
     """Validate the composed config (keys and values) before anything is loaded."""
-    validate(cfg, UPSCALE_KEYS, trainer_key=None)
+    validate(cfg, UpscaleConfig, trainer_key=None)
     for key in ("input", "output"):
         if OmegaConf.is_missing(cfg, key) or cfg[key] in (None, ""):
             raise ConfigError(f"{key}=… is required. {USAGE}")
@@ -413,7 +416,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
     from src.weights.checkpoints import build_eval_model
 
     drop_training_groups(cfg)
-    check_keys(cfg, "<root>", set(UPSCALE_KEYS) | {"hydra"}, "src.upscale")  # a misspelled key before any download
+    check_schema_keys(cfg, UpscaleConfig, "<root>")  # a misspelled key before any download
     resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
     resolve_model(cfg)
     cfg.scale = resolve_scale(cfg)  # before the value checks: the model config interpolates ${scale}
@@ -490,7 +493,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from src.config.command_line import check_command_line
     from src.config.completion import handle_shell_completion
 
     handle_shell_completion("src.upscale")
+    check_command_line("src.upscale", "upscale")
     main()

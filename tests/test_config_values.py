@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from src.config.schema import TrainConfig
 from src.config.validation import ConfigError, Range, check_values, validate
-from src.training.run import TRAIN_KEYS
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -39,7 +39,7 @@ def hydra_conf():
 def test_bad_training_values_name_key_value_and_expectation(hydra_conf, override, message):
     cfg = compose("train", overrides=[override])
     with pytest.raises(ConfigError) as info:
-        validate(cfg, TRAIN_KEYS)
+        validate(cfg, TrainConfig)
     assert str(info.value).startswith(message)
 
 
@@ -48,7 +48,7 @@ def test_bad_training_values_name_key_value_and_expectation(hydra_conf, override
     ["experiment=smoke", "model=fsrcnn"], ["trainer.val_check_interval=0.5", "trainer.max_epochs=-1"],
 ])
 def test_shipped_configs_pass(hydra_conf, overrides):
-    validate(compose("train", overrides=overrides), TRAIN_KEYS)
+    validate(compose("train", overrides=overrides), TrainConfig)
 
 
 @pytest.mark.parametrize("name, overrides, message", [

@@ -14,10 +14,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import src.config.validation  # noqa: F401  (resolvers)
+from src.config.schema import TrainConfig
 from src.config.validation import validate
 from src.data import SampleDataModule
 from src.degradations import BicubicDegradation, ClassicalDegradation, RealESRGANDegradation, TrainingPairPool
-from src.training.run import TRAIN_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -59,7 +59,7 @@ def hr_batch(n: int = 4, size: int = 64, seed: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("name", ["classical", "realesrgan"])
 def test_config_validates_and_instantiates(name):
     cfg = compose_train(f"degradation={name}", "scale=2", "seed=7")
-    validate(cfg, TRAIN_KEYS)
+    validate(cfg, TrainConfig)
     deg = instantiate(cfg.degradation)
     assert deg.scale == 2 and deg.seed == 7
     assert type(deg).__name__ == {"classical": "ClassicalDegradation", "realesrgan": "RealESRGANDegradation"}[name]

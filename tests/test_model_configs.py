@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import src.config.validation  # noqa: F401  (resolvers)
+from src.config.schema import TrainConfig
 from src.config.validation import ConfigError, validate
-from src.training.run import TRAIN_KEYS, train
+from src.training.run import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem != "auto")  # auto: tests/test_auto_arch.py
@@ -64,7 +65,7 @@ def test_every_model_has_tiny_overrides():
 @pytest.mark.parametrize("model", MODELS)
 def test_model_config_validates(model):
     cfg = compose_train(f"model={model}", "logger=[]")
-    validate(cfg, TRAIN_KEYS)
+    validate(cfg, TrainConfig)
     assert cfg.model.name == model
     if model not in NOT_TRAINED:
         assert cfg.model.recipe.batch_size > 0 and cfg.model.recipe.max_steps > 0
@@ -89,7 +90,7 @@ def test_real_esrgan_models_select_their_degradation(model):
 def test_validation_catches_keys_hydra_cannot():
     cfg = compose_train("+data.val_crops=64", "logger=[]")
     with pytest.raises(ConfigError, match=r"data.val_crops.*Did you mean 'val_crop'"):
-        validate(cfg, TRAIN_KEYS)
+        validate(cfg, TrainConfig)
 
 
 @pytest.mark.parametrize("model", TRAINABLE)
@@ -137,4 +138,4 @@ def test_srgan_trains_with_the_papers_discriminator(tmp_path, monkeypatch):
     assert state["net_d.dense1.weight"].shape == (1024, 8 * 4 * 6 * 6)  # 8 x num_feat channels, 96 / 16 = 6
     assert state["net_d.dense2.weight"].shape == (1, 1024)
     vgg = compose_train("model=srgan", "model.discriminator._target_=src.archs.VGGStyleDiscriminator", "logger=[]")
-    validate(vgg, TRAIN_KEYS)
+    validate(vgg, TrainConfig)

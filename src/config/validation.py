@@ -148,10 +148,15 @@ def check_keys(node: DictConfig | dict, path: str, valid: Iterable[str], what: s
     valid = set(valid)
     for key in node:
         if key not in valid and key not in HYDRA_KEYS:
-            raise ConfigError(
-                f"unknown config key '{path}.{key}' for {what}.{_suggest(str(key), valid)} "
-                f"Valid keys: {', '.join(sorted(valid))}"
-            )
+            full = str(key) if path == "<root>" else f"{path}.{key}"
+            raise ConfigError(unknown_key_message(full, valid, what))
+
+
+def unknown_key_message(full_key: str, valid: Iterable[str], what: str) -> str:
+    """``unknown config key 'data.patch_sise' for <what>. Did you mean 'patch_size'? Valid keys: …``"""
+    valid = sorted(set(valid))
+    key = full_key.rsplit(".", 1)[-1]
+    return f"unknown config key '{full_key}' for {what}.{_suggest(key, valid)} Valid keys: {', '.join(valid)}"
 
 
 def _walk_targets(node: Any, path: str) -> None:
@@ -176,20 +181,53 @@ def _walk_targets(node: Any, path: str) -> None:
             _walk_targets(node._get_node(i), f"{path}[{i}]")
 
 
-def validate(cfg: DictConfig, top_level: Iterable[str], trainer_key: str | None = "trainer") -> None:
-    """Validate a composed config (see module docstring); raises :class:`ConfigError`."""
-    check_keys(cfg, "<root>", set(top_level) | {"hydra"}, "this entry point's top-level config")
+def validate(cfg: DictConfig, top_level: type | Iterable[str], trainer_key: str | None = "trainer") -> None:
+    """Validate a composed config (see module docstring); raises :class:`ConfigError`. ``top_level``: the entry
+    point's schema (:mod:`src.config.schema`; its dataclass-typed nodes are checked too) or its top-level keys."""
+    if isinstance(top_level, type):
+        check_schema_keys(cfg, top_level, "<root>")
+    else:
+        check_keys(cfg, "<root>", set(top_level) | {"hydra"}, "this entry point's top-level config")
     for key in cfg:
         if key == "hydra":
             continue
         _walk_targets(cfg._get_node(key), str(key))
     if trainer_key and trainer_key in cfg:
-        import lightning
-
-        names, _ = _parameters_of_func(lightning.Trainer.__init__)
-        managed = {"callbacks", "logger", "strategy", "default_root_dir", "plugins"}
-        check_keys(cfg[trainer_key], trainer_key, names - managed, "lightning.Trainer")
+        check_keys(cfg[trainer_key], trainer_key, trainer_parameters(), "lightning.Trainer")
     check_values(cfg)
+
+
+def check_schema_keys(node: DictConfig, schema: type, path: str) -> None:
+    """Keys of ``node`` against the dataclass ``schema`` (the keys Hydra lets through with ``+key=…``), and of each
+    nested node whose field is a dataclass. ``trainer`` (any ``lightning.Trainer`` argument) is checked by
+    :func:`validate`."""
+    from dataclasses import fields, is_dataclass
+
+    from src.config.schema import TrainerConfig
+
+    hints = _field_types(schema)
+    what = "this entry point's top-level config" if path == "<root>" else f"'{path}'"
+    check_keys(node, path, set(hints) | ({"hydra"} if path == "<root>" else set()), what)
+    for f in fields(schema):
+        kind = hints[f.name]
+        if is_dataclass(kind) and kind is not TrainerConfig and f.name in node and isinstance(node.get(f.name),
+                                                                                              DictConfig):
+            check_schema_keys(node[f.name], kind, f.name if path == "<root>" else f"{path}.{f.name}")
+
+
+def _field_types(schema: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(schema)
+
+
+def trainer_parameters() -> set[str]:
+    """``lightning.Trainer`` arguments a ``trainer`` node may hold (callbacks, loggers, strategy, plugins and the
+    root folder are built from their own config groups)."""
+    import lightning
+
+    names, _ = _parameters_of_func(lightning.Trainer.__init__)
+    return names - {"callbacks", "logger", "strategy", "default_root_dir", "plugins"}
 
 
 # ---- values: types and ranges ----------------------------------------------------------------------------------

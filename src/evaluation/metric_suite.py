@@ -115,15 +115,13 @@ class MetricSuite:
         return {k: v for k, v in values.items() if not k.startswith("_")}
 
 
-METRIC_KEYS = ("names", "y_rounding", "lpips_net", "lpips_weights", "ma_model", "nr_crop_border")
-
-
 def build_metric_suite(cfg) -> MetricSuite:
     """A :class:`MetricSuite` from the ``metrics`` config node (unknown keys are an error)."""
     from omegaconf import OmegaConf
 
+    from src.config.schema import MetricsConfig, keys_of
     from src.config.validation import check_keys
 
-    check_keys(cfg, "metrics", METRIC_KEYS, "the metric settings")
+    check_keys(cfg, "metrics", keys_of(MetricsConfig), "the metric settings")
     values = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     return MetricSuite(**values)

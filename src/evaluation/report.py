@@ -478,16 +478,16 @@ def write_report(rows: Sequence[ReportRow], out_dir: str | Path, plot_metric: st
 
 
 # ---- python -m src.report ----------------------------------------------------------------------------------
-REPORT_KEYS = ("runs", "output", "plot_metric", "run_name")
 _WANDB_PROJECT = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 def run_report(cfg, out_dir: str | Path) -> list[ReportRow]:
     """``python -m src.report``: gather ``cfg.runs`` (a folder, or ``<entity>/<project>`` on W&B) and write the
     comparison table and plot into ``cfg.output`` (default: the Hydra run folder ``out_dir``)."""
+    from src.config.schema import ReportEntryConfig
     from src.config.validation import validate
 
-    validate(cfg, REPORT_KEYS, trainer_key=None)
+    validate(cfg, ReportEntryConfig, trainer_key=None)
     target = str(cfg.runs)
     path = Path(target).expanduser()
     if path.is_dir():

@@ -12,6 +12,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.schema import EvaluateConfig
 from src.config.validation import ConfigError, validate
 from src.evaluation.benchmark import load_benchmark_set, score_set
 from src.evaluation.metric_suite import build_metric_suite
@@ -23,10 +24,6 @@ from src.weights.auto_model import is_auto
 from src.weights.checkpoints import build_eval_model, read_hparams
 from src.zoo import resolve_weight_keys, resolve_weights
 
-EVALUATE_KEYS = (
-    "model", "scale", "ckpt_path", "device", "channels_last", "run_name", "metrics", "benchmarks", "samples",
-    "ensemble", "postprocess", "bp_iterations", "methods", "compare", "tile", "tile_overlap",
-)
 POSTPROCESS = ("none", "back_projection")
 
 
@@ -60,10 +57,6 @@ def with_inference_options(model, scale: int, ensemble: bool, postprocess: str, 
         return sr
 
     return run
-BENCHMARK_KEYS = ("root", "sets", "scales", "lr", "matlab")
-SAMPLE_KEYS = ("images", "crop")
-METHOD_KEYS = ("name", "model", "weights", "overrides")
-COMPARE_KEYS = ("images", "crop", "plot_metric")
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
@@ -99,7 +92,7 @@ def _resolve_auto(cfg: DictConfig) -> None:
     wanted = cfg.benchmarks.scales
     if found.entry.scale_arg and wanted is not None and {int(s) for s in wanted} != {found.scale}:
         raise ConfigError(f"benchmarks.scales={list(wanted)}: the network in the file is x{found.scale} only")
-    validate(cfg, EVALUATE_KEYS, trainer_key=None)
+    validate(cfg, EvaluateConfig, trainer_key=None)
 
 
 def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
@@ -108,16 +101,14 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
 
     With a non-empty ``methods`` list every method is scored instead of ``model`` (see :func:`evaluate_methods`).
     """
-    from src.config.validation import check_keys, drop_training_groups
+    from src.config.validation import drop_training_groups
 
     drop_training_groups(cfg)
     if cfg.get("methods"):
         return evaluate_methods(cfg, out_dir)
-    validate(cfg, EVALUATE_KEYS, trainer_key=None)
+    validate(cfg, EvaluateConfig, trainer_key=None)  # with benchmarks.*, samples.*, compare.*
     resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
     _check_tiling(cfg)
-    check_keys(cfg.benchmarks, "benchmarks", BENCHMARK_KEYS, "the benchmark settings")
-    check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
     _resolve_auto(cfg)
     out_dir = Path(out_dir)
     device = pick_device(cfg.device)
@@ -183,6 +174,7 @@ class MethodSpec:
 
 def parse_methods(entries) -> list[MethodSpec]:
     """Check the ``methods`` entries (known keys, a model option, unique names, existing weight files)."""
+    from src.config.schema import MethodEntry, keys_of
     from src.config.validation import check_keys
 
     specs = []
@@ -190,7 +182,7 @@ def parse_methods(entries) -> list[MethodSpec]:
         if not isinstance(entry, (dict, DictConfig)):
             raise ConfigError(f"methods[{index}] must be a mapping {{name, model, weights, overrides}}, got {entry!r}")
         label = entry.get("name") or entry.get("model") or "?"
-        check_keys(entry, f"methods[{index}]", METHOD_KEYS, f"the method entry methods[{index}] ({label})")
+        check_keys(entry, f"methods[{index}]", keys_of(MethodEntry), f"the method entry methods[{index}] ({label})")
         model = entry.get("model")
         if not model or not str(model).replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"methods[{index}] ({label}): 'model' must name a conf/model option, got {model!r}")
@@ -335,15 +327,11 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     """Score every entry of ``cfg.methods`` on every set x scale into one ``results.csv`` / ``per_image.csv`` /
     ``results.md``; write ``compare/<Set>_<image>_x<s>.png`` (LR nearest | each method with its PSNR | HR, same
     crop) for ``compare.images`` and ``perception_distortion.png`` (PSNR against NIQE / LPIPS / PI)."""
-    from src.config.validation import check_keys
     from src.evaluation.report import plot_perception_distortion
 
-    validate(cfg, EVALUATE_KEYS, trainer_key=None)
+    validate(cfg, EvaluateConfig, trainer_key=None)  # with benchmarks.*, samples.*, compare.*
     _check_tiling(cfg)
-    check_keys(cfg.benchmarks, "benchmarks", BENCHMARK_KEYS, "the benchmark settings")
-    check_keys(cfg.samples, "samples", SAMPLE_KEYS, "the sample-crop settings")
     compare = cfg.get("compare") or OmegaConf.create({"images": [], "crop": 96, "plot_metric": "auto"})
-    check_keys(compare, "compare", COMPARE_KEYS, "the method-comparison settings")
     if cfg.ckpt_path:
         raise ConfigError("ckpt_path is for one model; with methods=[…] give each method its own 'weights'")
     specs = parse_methods(cfg.methods)

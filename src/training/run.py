@@ -16,10 +16,11 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.validation import ConfigError, check_keys, validate
+from src.config.schema import TrainConfig
+from src.config.validation import ConfigError, validate
 from src.evaluation.heldout import heldout_report
 from src.evaluation.metric_suite import build_metric_suite
-from src.methods.guard import GUARD_DEFAULTS, DivergenceError, guard_settings
+from src.methods.guard import DivergenceError, guard_settings
 from src.storage.atomic import check_writable
 from src.training.callbacks import (
     AtomicCheckpointIO,
@@ -38,13 +39,6 @@ from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
 
-TRAIN_KEYS = (
-    "model", "data", "degradation", "trainer", "strategy", "logger", "scale", "seed", "ckpt_path",
-    "run_name", "channels_last", "metrics", "checkpoint", "report", "experiment", "perceptual_weights", "loss",
-    "objective",
-    "guard",
-)
-CHECKPOINT_KEYS = ("save_last", "save_top_k", "every_n_train_steps")
 EXIT_CODES = {"SIGTERM": 143, "SIGINT": 130}  # 128 + signal number, as a shell reports a signal death
 
 
@@ -145,13 +139,11 @@ def build_loggers(cfg: DictConfig | None) -> list:
 
 
 def check_run_settings(cfg: DictConfig) -> None:
-    """Keys of ``checkpoint.*`` and ``guard.*`` (an unknown key names the closest valid one) and the flag
-    ``checkpoint.save_last``; their numbers are range-checked with the others (``src.config.validation.RANGES``)."""
-    check_keys(cfg.checkpoint, "checkpoint", CHECKPOINT_KEYS, "checkpoint settings")
+    """The flag ``checkpoint.save_last`` and the ``guard`` settings (their keys are checked against
+    :class:`~src.config.schema.TrainConfig`, their numbers with the others: ``src.config.validation.RANGES``)."""
     if not isinstance(cfg.checkpoint.save_last, bool):
         raise ConfigError(f"checkpoint.save_last={cfg.checkpoint.save_last!r}: expected true or false")
     if cfg.get("guard") is not None:
-        check_keys(cfg.guard, "guard", GUARD_DEFAULTS, "the divergence guard")
         try:
             guard_settings(OmegaConf.to_container(cfg.guard))
         except ValueError as exc:
@@ -286,7 +278,7 @@ def train(cfg: DictConfig) -> float | None:
 
     if is_auto(cfg.model):  # fine-tune the network in model.weights with its (or model.option's) recipe
         resolve_auto(cfg, fallback_scale=cfg.scale)
-    validate(cfg, TRAIN_KEYS)
+    validate(cfg, TrainConfig)
     resolve_weight_keys(cfg.model, "weights", "pretrained")  # files or model names (src.zoo)
     metric, direction = check_objective(cfg)
     check_run_settings(cfg)

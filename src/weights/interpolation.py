@@ -11,7 +11,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.validation import ConfigError, check_keys, drop_training_groups, validate
+from src.config.schema import InterpolateConfig
+from src.config.validation import ConfigError, drop_training_groups, validate
 from src.evaluation.report import plot_perception_distortion
 from src.evaluation.results import SetScore, markdown_table, write_csv
 from src.storage.atomic import write_text
@@ -21,10 +22,6 @@ from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
 
-INTERPOLATE_KEYS = (
-    "model", "a", "b", "alpha", "alphas", "output", "overwrite", "scale", "device", "channels_last", "run_name",
-    "metrics", "benchmarks", "samples", "evaluate",
-)
 
 
 def interpolate_state(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], alpha: float) -> dict:
@@ -58,10 +55,10 @@ def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
     from src.weights.auto_model import is_auto, resolve_auto
 
     drop_training_groups(cfg)
-    validate(cfg, INTERPOLATE_KEYS, trainer_key=None)
+    validate(cfg, InterpolateConfig, trainer_key=None)
     if is_auto(cfg.model):  # the network of `a` (`b` must hold the same)
         resolve_auto(cfg, source=cfg.a, fallback_scale=cfg.scale, keep_weights=False)
-        validate(cfg, INTERPOLATE_KEYS, trainer_key=None)
+        validate(cfg, InterpolateConfig, trainer_key=None)
     alphas = _alphas(cfg)
     if not isinstance(cfg.evaluate, bool):
         raise ConfigError(f"evaluate={cfg.evaluate!r}: expected true or false")
@@ -87,7 +84,6 @@ def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
 def _evaluate_series(cfg: DictConfig, alphas: list[float], files: list[Path], out_dir: Path) -> None:
     from src.evaluation.run import evaluate
 
-    check_keys(cfg.benchmarks, "benchmarks", ("root", "sets", "scales", "lr", "matlab"), "the benchmark settings")
     rows: list[SetScore] = []
     for alpha, path in zip(alphas, files):
         model = OmegaConf.merge(cfg.model, {"weights": str(path), "name": f"{cfg.model.name}_a{alpha:.2f}"})

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.validation import ConfigError, check_keys, validate
+from src.config.schema import DownloadConfig
+from src.config.validation import ConfigError, validate
 from src.zoo.install import install
 from src.zoo.manifest import ROOTS, Entry, closest, default_roots, load_manifest
 
-DOWNLOAD_KEYS = ("names", "list", "mirror", "manifest", "progress", "keep_archives", "retries", "roots")
 ROOT_LABELS = {"data": "$SR_DATA", "benchmarks": "benchmarks", "weights": "$SR_WEIGHTS",
                "torch_hub": "$TORCH_HOME/hub/checkpoints"}
 USAGE = """usage: python -m src.download names=[<entry>,…] [mirror=<base URL or folder>] [manifest=<extra.yaml>]
@@ -68,8 +68,7 @@ def pick(entries: dict[str, Entry], names: list[str]) -> list[Entry]:
 
 
 def run(cfg: DictConfig) -> list:
-    validate(cfg, DOWNLOAD_KEYS, trainer_key=None)
-    check_keys(cfg.roots, "roots", ROOTS, "the download roots")
+    validate(cfg, DownloadConfig, trainer_key=None)  # with roots.*
     show_list, progress, keep = _bool(cfg, "list"), _bool(cfg, "progress"), _bool(cfg, "keep_archives")
     retries = cfg.retries
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:

@@ -70,6 +70,23 @@ def test_training_batches_make_no_host_device_sync(make):
     assert out["lr"].device.type == "meta" and out["lr"].shape[0] == 2
 
 
+def test_kornia_operators_make_no_sync():
+    """filter2d / the USM (kornia.filters) and grey Poisson noise (kornia.color), each on its own, every path:
+    per-sample and shared CPU kernels, pads wider than the image, identity kernels."""
+    from src.degradations.noise import poisson_noise
+    from src.degradations.sharpen import usm_sharp
+
+    spy = SyncSpy()
+    with spy:
+        for size in (64, 6):  # 6: pads wider than the image (the fallback around kornia)
+            img = torch.empty(2, 3, size, size, device="meta")
+            filter2d(img, torch.rand(2, 21, 21))
+            filter2d(img, torch.nn.functional.pad(torch.ones(1, 1, 1), (10,) * 4))  # an identity kernel
+            usm_sharp(img)
+            poisson_noise(img, torch.tensor([1.0, 2.0]), gray=torch.tensor([True, True]))
+    assert spy.events == []
+
+
 def test_bicubic_degradation_makes_no_sync():
     spy = SyncSpy()
     with spy:

@@ -12,9 +12,9 @@ not do:
   identity kernels become a multiplication (e.g. the final sinc filter, off for 20% of the samples).
 * ``separable_filter2d``: the row pass is ``kornia.filters.filter2d`` with a (1, k) kernel; the column pass is one
   matmul with the reflect-folded (H, H) matrix. On one CPU core, 16 x 3 x 256 x 256 with the USM's 51-tap
-  Gaussian: 30 ms here vs 82 ms for ``kornia.filters.gaussian_blur2d`` and 242 ms for
-  ``kornia.filters.filter2d_separable`` (same kernel; outputs within 4e-7 of the float64 dense filter for all
-  three). Measured by ``experiments/benchmarks/kornia/bench_kornia.py``.
+  Gaussian: 112 ms here vs 561 ms for ``kornia.filters.gaussian_blur2d`` and 1036 ms for
+  ``kornia.filters.filter2d_separable`` (same kernel; all within 5.4e-7 of the float64 dense filter), run
+  interleaved on a loaded shared machine: ``experiments/benchmarks/kornia/results.md``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,12 @@ scale factor ``200 - 2 q`` reaches 0 at q = 100 and divides by zero), the tables
 quality in [1, 100] gives finite output; quality 100 is nearly lossless (all tables 1). ``quality`` may be
 fractional (Real-ESRGAN draws it uniformly): the table rule above is applied to the real value.
 Rounding uses ``torch.round``: not differentiable (gradients through it are zero).
+
+Why not ``kornia.enhance.jpeg_codec_differentiable``: against PIL's encoder/decoder (libjpeg, 4:2:0) on a
+256 x 256 crop of astronaut, this code is 41.6 / 44.9 / 44.9 / 45.5 / 46.8 dB PSNR at quality 10 / 30 / 50 /
+75 / 95, kornia's 37.5 / 41.6 / 43.2 / 44.2 / 46.7 dB (it quantises with the differentiable surrogate
+``round(x) + (x - round(x))^3``), and 16 x 3 x 256 x 256 with per-sample qualities takes 215 ms here vs 1044 ms
+(4.9x) on one CPU core: ``experiments/benchmarks/kornia/results.md``.
 """
 
 from __future__ import annotations

@@ -1,191 +1,30 @@
 """Export a network: ``python -m src.export ckpt=<file> output=<file> [format=pth|safetensors|onnx|torchscript]``.
 
-``ckpt`` is one of our Lightning checkpoints (``…/checkpoints/best.ckpt``; an EMA copy, when the checkpoint has
-one, becomes ``params_ema``) or any weights file :mod:`src.weights.checkpoints` reads (official EDSR/RCAN/ESRGAN/CARN/
-IMDN/WDSR layouts, VDSR/LapSRN ``.mat``, ``.safetensors`` …). Formats (default: from the output's suffix):
-
-- ``pth``: ``{'params': …, 'params_ema': …, 'srsuite': …}`` in the key layout most clients read for that
-  network (``layout=auto``; RCAN: the official names chaiNNer/spandrel recognise; ``layout=basicsr`` forces
-  BasicSR's), see :mod:`src.weights.detection`; the printed line names the programs that read the file. ``srsuite``
-  holds the network's constructor arguments and scale, so ``model=auto`` rebuilds it exactly;
-- ``safetensors``: the flat (EMA) state dict, ``srsuite`` as JSON metadata;
-- ``onnx``: the network as an ONNX graph (opset 17, dynamic batch/height/width) with its input conventions in
-  ``metadata_props`` (scale, colour, input, input range), checked with onnxruntime on two input sizes;
-- ``torchscript``: ``torch.jit.trace`` of the network, conventions in ``_extra_files``, checked the same way.
-
-``half=true`` writes fp16 weights (and fp16 graph inputs/outputs), for GPUs. ONNX/TorchScript exports need the
-network: a Lightning checkpoint brings it; a plain weights file needs ``model=<conf/model option>`` (and
-``scale=``, ``model.<key>=…`` overrides as in ``evaluate``). See :mod:`src.weights.deploy` for what is exported.
-An existing ``output`` is an error unless ``overwrite=true``.
+See ``conf/export.yaml`` (``--help`` lists the keys); ``src.weights.export.run_export`` does the work.
 """
 
-from __future__ import annotations
+import hydra
+from omegaconf import DictConfig
 
-import argparse
-import sys
-from pathlib import Path
-
-import torch
-
-from src.weights.checkpoints import WeightsError, lightning_weights, read_file, read_hparams, read_weights
-from src.weights.detection import detect_file, export_weights, metadata
-
-KEYS = ("ckpt", "output", "overwrite", "format", "half", "model", "scale", "layout")
-LAYOUTS = ("auto", "basicsr")
-REQUIRED = ("ckpt", "output")
-FORMATS = ("pth", "safetensors", "onnx", "torchscript")
-SUFFIX_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
+from src.config.validation import exit_on_user_error
 
 
-def parse_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
-    """(``KEYS`` values, ``model.<key>=value`` overrides)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m src.export",
-        description="Export a checkpoint's network: BasicSR .pth, .safetensors, ONNX or TorchScript.",
-        epilog="example: python -m src.export ckpt=outputs/…/checkpoints/best.ckpt output=espcn_x4.onnx",
-    )
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="ckpt=<input> output=<file> [overwrite=true] [format=…] [half=true] "
-                             "[layout=auto|basicsr] [model=<m> scale=<s> model.<k>=…]")
-    args = parser.parse_args(argv)
-    values: dict[str, str] = {}
-    model_overrides: list[str] = []
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        key = key.lstrip("-")
-        if sep and key.startswith("model."):
-            model_overrides.append(f"{key}={value}")
-            continue
-        if not sep or key not in KEYS:
-            parser.error(f"expected key=value with key in {KEYS} (or model.<key>), got {item!r}")
-        values[key] = value
-    missing = [k for k in REQUIRED if not values.get(k)]
-    if missing:
-        parser.error(f"missing {', '.join(f'{k}=…' for k in missing)}")
-    overwrite = values.get("overwrite", "false").lower()
-    if overwrite not in ("true", "false"):
-        parser.error(f"overwrite={values['overwrite']!r}: expected true or false")
-    values["overwrite"] = overwrite
-    fmt = values.get("format") or SUFFIX_FORMATS.get(Path(values["output"]).suffix.lower(), "pth")
-    if fmt not in FORMATS:
-        parser.error(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
-    values["format"] = fmt
-    half = values.get("half", "false").lower()
-    if half not in ("true", "false"):
-        parser.error(f"half={values['half']!r}: expected true or false")
-    values["half"] = half
-    values.setdefault("layout", "auto")
-    if values["layout"] not in LAYOUTS:
-        parser.error(f"layout={values['layout']!r}: expected one of {', '.join(LAYOUTS)}")
-    if values.get("scale") and not values["scale"].isdigit():
-        parser.error(f"scale={values['scale']!r}: expected a positive integer")
-    return values, model_overrides
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
 
+    from src.weights.export import run_export
 
-def _half(state: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
-    return None if state is None else {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-
-
-def _refuse_existing(output: str | Path, overwrite: bool) -> None:
-    if Path(output).exists() and not overwrite:
-        raise FileExistsError(f"output file {output} already exists: pass overwrite=true to replace it")
-
-
-def export(ckpt: str | Path, output: str | Path, overwrite: bool = False, half: bool = False,
-           layout: str = "auto") -> Path:
-    """Write ``ckpt``'s weights for other programs (``.pth``, or flat ``.safetensors``) at ``output``, with the
-    ``srsuite`` metadata and the key layout of :func:`src.weights.detection.export_weights`; returns the written path.
-    An existing ``output`` is a :class:`FileExistsError` unless ``overwrite``."""
-    _refuse_existing(output, overwrite)
-    obj = read_file(ckpt)
-    meta = None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and "hyper_parameters" in obj:
-        params, ema = lightning_weights(obj)
-        what = "Lightning checkpoint" + (" with EMA weights" if ema is not None else "")
-        hp = obj["hyper_parameters"]
-        meta = metadata(hp["name"], hp["arch"], hp["scale"], hp["input"], hp["color"])
-    else:
-        params, what = read_weights(ckpt)
-        ema = None
-        try:
-            found = detect_file(ckpt)
-            meta = metadata(found.option, found.arch, found.scale, found.input, found.color)
-        except WeightsError as exc:  # still written (BasicSR key names), without the network's description
-            print(f"note: {exc}; the file is written without srsuite metadata (model=auto cannot read it)")
-    if half:
-        params, ema = _half(params), _half(ema)
-    path, clients = export_weights(params, output, ema, meta, layout)
-    network = f"{meta['arch']['_target_'].rsplit('.', 1)[-1]} x{meta['scale']}" if meta else "unidentified network"
-    print(f"{ckpt} ({what}): {len(params)} tensors, {network} -> {path}; read by {clients}")
-    return path
-
-
-def build_network(ckpt: str | Path, model: str | None, scale: int | None, overrides: list[str]):
-    """(network, :class:`~src.weights.deploy.ExportSpec`) of ``ckpt``: a Lightning checkpoint's own network, or the
-    ``conf/model/<model>.yaml`` network at ``scale`` loaded with the weights file."""
-    from hydra import compose, initialize_config_dir
-
-    import src.config.validation  # noqa: F401  (resolvers)
-    from src.inference import size_multiple
-    from src.weights.checkpoints import build_eval_model
-    from src.weights.deploy import ExportSpec
-
-    hparams = read_hparams(ckpt)
-    if hparams is not None:
-        model, scale = model or hparams.get("name"), scale or int(hparams["scale"])
-    if not model:
-        raise WeightsError(f"{ckpt} is a plain weights file: give model=<conf/model option> (and scale=) to export "
-                           f"its network as ONNX/TorchScript")
-    scale = int(scale or 4)
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(version_base="1.3", config_dir=str(conf)):
-        cfg = compose("evaluate", overrides=[f"model={model}", f"scale={scale}", *overrides]
-                      + ([] if hparams is not None else [f"model.weights={ckpt}"]))
-    sr = build_eval_model(cfg.model, scale, str(ckpt) if hparams is not None else None)
-    net = sr.net.eval()
-    channels = 1 if sr.color == "y" else 3
-    spec = ExportSpec(model=str(cfg.model.name), scale=scale, colour=sr.color, input=sr.input, channels=channels,
-                      size_multiple=size_multiple(sr))
-    return net, spec
-
-
-def export_graph(ckpt: str | Path, output: str | Path, fmt: str, half: bool = False, model: str | None = None,
-                 scale: int | None = None, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
-    """ONNX / TorchScript export of ``ckpt``'s network, checked against PyTorch; returns the written path."""
-    from src.weights.deploy import export_onnx, export_torchscript
-
-    _refuse_existing(output, overwrite)
-    net, spec = build_network(ckpt, model, scale, overrides or [])
-    write = export_onnx if fmt == "onnx" else export_torchscript
-    diffs = write(net, output, spec, half=half)
-    checked = ", ".join(f"{k}: max |Δ| {v:.2g}" for k, v in diffs.items()) or "not run (no fp16 kernels here)"
-    print(f"{ckpt} ({spec.model} x{spec.scale}, {spec.colour}, input {spec.input}) -> {output} [{fmt}"
-          f"{', fp16' if half else ''}]; check vs PyTorch: {checked}")
-    return Path(output)
-
-
-def main(argv: list[str] | None = None) -> int:
-    values, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-    from src.weights.deploy import ExportError
-
-    half, overwrite = values["half"] == "true", values["overwrite"] == "true"
-    try:
-        if values["format"] in ("pth", "safetensors"):
-            if (values["format"] == "safetensors") != values["output"].lower().endswith(".safetensors"):
-                raise WeightsError(f"format={values['format']} needs an output ending in "
-                                   f"{'.safetensors' if values['format'] == 'safetensors' else '.pth'}")
-            if values.get("model") or values.get("scale") or overrides:
-                raise WeightsError("model= / scale= / model.<key>= only apply to format=onnx|torchscript")
-            export(values["ckpt"], values["output"], overwrite, half, values["layout"])
-        else:
-            scale = int(values["scale"]) if values.get("scale") else None
-            export_graph(values["ckpt"], values["output"], values["format"], half, values.get("model"), scale,
-                         overrides, overwrite)
-    except (WeightsError, ExportError, FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    hydra_cfg = HydraConfig.get()
+    model_overrides = [o for o in hydra_cfg.overrides.task if o.startswith("model.")]
+    run_export(cfg, hydra_cfg.runtime.choices.get("model"), model_overrides)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from src.config.command_line import check_command_line
+    from src.config.completion import handle_shell_completion
+
+    handle_shell_completion("src.export")
+    check_command_line("src.export", "export")
+    main()

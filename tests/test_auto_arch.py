@@ -49,12 +49,13 @@ from src.archs import (
 )
 from src.config.validation import ConfigError
 from src.evaluation.run import evaluate
-from src.export import export
+from src.inference.image_files import read_input
+from src.inference.upscale import upscale
 from src.methods.sr_forward import SRForward
-from src.upscale import read_input, upscale
 from src.weights.auto_model import resolve_auto
 from src.weights.checkpoints import WeightsError, export_basicsr
 from src.weights.detection import ARCHS, MissingKnobError, detect_file, detect_state
+from src.weights.export import export
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -132,8 +132,8 @@ def test_upscale_folder_with_a_bad_file_resumes(tmp_path):
     (out / "good0_x2.png").unlink()
     (out / "good1_x2.png").write_bytes((out / "good1_x2.png").read_bytes()[:300])
     kept = (out / "good2_x2.png").stat().st_mtime_ns
+    from src.inference.upscale import upscale
     from src.storage.output_folders import BadInputsError
-    from src.upscale import upscale
 
     with pytest.raises(BadInputsError):
         upscale(_compose("upscale", args))
@@ -141,7 +141,7 @@ def test_upscale_folder_with_a_bad_file_resumes(tmp_path):
     assert (out / "good2_x2.png").stat().st_mtime_ns == kept
     assert Image.open(out / "good1_x2.png").size == (104, 96)
     # other settings and existing outputs: refused, nothing replaced
-    from src.upscale import OutputExistsError
+    from src.inference.image_files import OutputExistsError
 
     with pytest.raises(OutputExistsError, match="already exists"):
         upscale(_compose("upscale", [*args[:-2], "scale=2", "ensemble=true"]))
@@ -150,7 +150,7 @@ def test_upscale_folder_with_a_bad_file_resumes(tmp_path):
 
 def test_degrade_folder_with_a_bad_file_resumes_reproducibly(tmp_path):
     broken_folder(tmp_path / "in", good=3)
-    from src.degrade import degrade
+    from src.data.degraded_examples import degrade
     from src.storage.output_folders import BadInputsError
 
     def run(out: Path):

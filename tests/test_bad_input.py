@@ -141,7 +141,10 @@ def test_train_refuses_a_checkpoint_of_another_scale_before_training(tmp_path):
 
 
 def test_export_refuses_to_overwrite(bad_files, tmp_path, capsys):
-    from src.export import main
+    from src.config.command_line import run_in_process
+
+    def main(argv):
+        return run_in_process("src.export", argv)
 
     out = tmp_path / "espcn.pth"
     out.write_bytes(b"keep me")

@@ -276,7 +276,7 @@ def test_degrade_cli_writes_files_and_refuses_to_overwrite(tmp_path):
     lr0, lr1 = load_image(out / "a_realesrgan_x4_s0_0.png"), load_image(out / "a_realesrgan_x4_s0_1.png")
     assert lr0.shape == (3, 12, 12) and not torch.equal(lr0, lr1)
     before = (out / "a_realesrgan_x4_s0_0.png").read_bytes()
-    from src.degrade import degrade
+    from src.data.degraded_examples import degrade
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):  # in-process: saves a start-up
         cfg = compose("degrade", overrides=[*args[:-1], "seed=1", "degradation=classical", "count=1"])

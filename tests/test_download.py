@@ -433,7 +433,7 @@ def test_upscale_takes_a_model_name_through_a_mirror(served, tmp_path, monkeypat
     from PIL import Image
 
     from src.archs import ESPCN
-    from src.upscale import upscale
+    from src.inference.upscale import upscale
 
     data, state = tiny_espcn_file(tmp_path)
     (served.root / "mirror").mkdir()

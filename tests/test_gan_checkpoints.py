@@ -16,7 +16,8 @@ from PIL import Image
 
 import src.config.validation  # noqa: F401  (resolvers)
 from src.evaluation.run import evaluate
-from src.upscale import read_input, upscale
+from src.inference.image_files import read_input
+from src.inference.upscale import upscale
 from src.weights.checkpoints import build_eval_model, load_weights
 from src.weights.interpolation import run_interpolation
 

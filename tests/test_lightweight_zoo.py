@@ -512,13 +512,14 @@ def test_onnx_export_of_a_y_channel_network_and_upscale_through_onnxruntime(tmp_
     pytest.importorskip("onnxruntime", reason="ONNX checks need onnxruntime (the onnx extras)")
     from PIL import Image
 
-    from src.export import main as export_main
-    from src.upscale import upscale
+    from src.config.command_line import run_in_process
+    from src.inference.upscale import upscale
 
     arch = ["model.arch.num_feat=8", "model.arch.depth=2"]
     weights = _weights_file(tmp_path, LapSRN(num_feat=8, depth=2, upscale=2), "lapsrn_x2")
     onnx_path = tmp_path / "lapsrn_x2.onnx"
-    assert export_main([f"ckpt={weights}", f"output={onnx_path}", "model=lapsrn", "scale=2", *arch]) == 0
+    export = [f"ckpt={weights}", f"output={onnx_path}", "model=lapsrn", "scale=2", *arch]
+    assert run_in_process("src.export", export) == 0
     model = onnx.load(str(onnx_path))
     meta = {p.key: p.value for p in model.metadata_props}
     assert (meta["scale"], meta["colour"], meta["input"], meta["input_range"]) == ("2", "y", "lr", "0-1")
@@ -546,8 +547,8 @@ def test_onnx_export_of_a_y_channel_network_and_upscale_through_onnxruntime(tmp_
 
 def test_onnx_and_torchscript_exports_match_pytorch(tmp_path):
     pytest.importorskip("onnxruntime", reason="ONNX checks need onnxruntime (the onnx extras)")
-    from src.export import export_graph
     from src.weights.deploy import ExportError, ExportSpec, export_onnx, export_torchscript
+    from src.weights.export import export_graph
 
     weights = _weights_file(tmp_path, CARNM(num_feat=16, upscale=3), "carn_m")
     for fmt, suffix in (("onnx", ".onnx"), ("torchscript", ".ts")):
@@ -573,7 +574,10 @@ def test_onnx_and_torchscript_exports_match_pytorch(tmp_path):
 
 
 def test_export_cli_errors_are_one_line(tmp_path, capsys):
-    from src.export import main as export_main
+    from src.config.command_line import run_in_process
+
+    def export_main(argv):
+        return run_in_process("src.export", argv)
 
     weights = _weights_file(tmp_path, IMDN(nf=16, num_modules=1, upscale=2), "imdn")
     assert export_main([f"ckpt={weights}", f"output={tmp_path / 'x.onnx'}"]) == 2

@@ -1,4 +1,4 @@
-"""``python -m src.data.prepare``: sub-image recipe, LR folders, resume after interruption, errors, and the
+"""``python -m src.prepare``: sub-image recipe, LR folders, resume after interruption, errors, and the
 DataModules reading prepared folders. Small synthetic images (100x130, crop 48, step 24, thresh 8)."""
 
 from __future__ import annotations
@@ -11,16 +11,38 @@ import pytest
 import torch
 from PIL import Image
 
+from src.config.command_line import check_command_line
 from src.config.validation import ConfigError
 from src.data import FolderDataModule, PairedFolderDataModule
-from src.data.prepare import PrepareConfig, crop_boxes, crop_starts, main, parse_args, prepare
+from src.data.prepare import PrepareConfig, config_from, crop_boxes, crop_starts, prepare
 from src.degradations import imresize, modcrop
 from src.degradations.pipelines import BicubicDegradation
+from src.prepare import main as prepare_main
 
 GEOM = dict(crop=48, step=24, thresh=8)
 # 100 rows: starts 0, 24, 48; the 4-px leftover (<= thresh) is dropped.
 # 130 cols: starts 0, 24, 48, 72, then a border crop at 82 for the 10-px leftover (> thresh).
 ROWS, COLS = [0, 24, 48], [0, 24, 48, 72, 82]
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _compose(argv: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("prepare", overrides=argv)
+
+
+def parse_args(argv: list[str]) -> PrepareConfig:
+    """The settings ``python -m src.prepare <argv>`` runs with."""
+    return config_from(_compose(argv))
+
+
+def main(argv: list[str]) -> dict:
+    """``python -m src.prepare <argv>`` in this process, returning the summary: the argument check, then the Hydra
+    main on ``conf/prepare.yaml`` composed with ``argv``."""
+    check_command_line("src.prepare", "prepare", argv)
+    return prepare_main(_compose(argv))
 
 
 def _rgb(h: int, w: int, seed: int) -> np.ndarray:
@@ -188,7 +210,7 @@ def test_cli_parallel_workers_match_in_process(hr_dir, tmp_path, capsys):
         (["crop=abc"], "crop must be an integer"),
         (["verify=maybe"], "verify must be true or false"),
         (["subimages=false"], "give lr_scales"),
-        (["crops=480"], "unknown config key 'prepare.crops'"),
+        (["crops=480"], "unknown config key 'crops'"),
         (["nokeyvalue"], "is not key=value"),
         (["compress=12"], "compress=12"),
     ],
@@ -259,3 +281,22 @@ def test_datamodules_read_prepared_folders(hr_dir, prepared, tmp_path):
     assert diff <= 1.01 / 255
     val = dm.val_set[0]
     assert val["hr"].shape == (3, 100, 128) and val["lr"].shape == (3, 25, 32)
+
+
+def test_command_line_errors_and_help(hr_dir, tmp_path):
+    """The real command line: a misspelled key is one ``error:`` line naming the closest key (exit 2, before
+    anything is written); ``--help`` lists every key of conf/prepare.yaml with its default."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "src.prepare", f"input={hr_dir}", f"output={tmp_path / 'o'}",
+                           "crops=48"], cwd=CONF.parent, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: unknown config key 'crops'") and "Did you mean 'crop'?" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+    proc = subprocess.run([sys.executable, "-m", "src.prepare", "--help"], cwd=CONF.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for key in ("input", "output", "crop: 480", "step: 240", "thresh: 48", "lr_scales: []", "workers: 2", "verify"):
+        assert key in proc.stdout, key

@@ -1,4 +1,4 @@
-"""Stopping ``src.data.prepare`` (SIGTERM as SLURM preemption or ``kill`` sends it, SIGINT as Ctrl-C sent to the
+"""Stopping ``src.prepare`` (SIGTERM as SLURM preemption or ``kill`` sends it, SIGINT as Ctrl-C sent to the
 parent only) leaves no worker process behind (issue 12, item 11)."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_no_orphan_workers_after_the_parent_is_stopped(tmp_path, signum):
     for i in range(12):
         Image.fromarray(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8)).save(src / f"{i:02d}.png")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "src.data.prepare", f"input={src}", f"output={tmp_path / 'out'}",
+    proc = subprocess.Popen([sys.executable, "-m", "src.prepare", f"input={src}", f"output={tmp_path / 'out'}",
                              "crop=64", "step=32", "thresh=0", "lr_scales=[2,3,4]", "workers=2"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from src.archs import ESPCN
 from src.inference.tiling import min_input_size, pad_to_min_size
-from src.upscale import ModelRunner, Upscaler, UpscaleSettings
+from src.inference.upscale import ModelRunner, Upscaler, UpscaleSettings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,20 +19,10 @@ from torch import nn
 from src.archs import ESPCN, RRDBNet
 from src.degradations import imresize
 from src.inference import back_project, pad_image, self_ensemble, size_multiple, tile_starts, tiled_forward
+from src.inference.image_files import OutputExistsError, plan_outputs, read_input, resolve_inputs, write_output
 from src.inference.tiling import blend_weights
+from src.inference.upscale import ModelRunner, Upscaler, UpscaleSettings, to_gray, upscale
 from src.methods import BicubicSR
-from src.upscale import (
-    ModelRunner,
-    OutputExistsError,
-    Upscaler,
-    UpscaleSettings,
-    plan_outputs,
-    read_input,
-    resolve_inputs,
-    to_gray,
-    upscale,
-    write_output,
-)
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 1 / 255

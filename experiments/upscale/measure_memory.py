@@ -4,7 +4,7 @@ Each measurement runs in a fresh child process (so that peaks do not carry over)
 high-water mark ``VmHWM`` from ``/proc/self/status``. Two modes:
 
 * ``network``: ``tiled_forward`` on an in-memory LR tensor (what tiling bounds: activations + the output buffer);
-* ``cli``: the whole ``src.upscale.upscale`` pipeline (read PNG, network, write PNG), composed from
+* ``cli``: the whole ``src.inference.upscale.upscale`` pipeline (read PNG, network, write PNG), composed from
   ``conf/upscale.yaml`` exactly as ``python -m src.upscale`` does.
 
 The network is ESPCN x4 (RGB, 64/32 filters, random weights written with ``export_basicsr``): small enough to
@@ -99,7 +99,7 @@ def child(args: argparse.Namespace) -> dict:
         result["seconds"] = round(time.perf_counter() - start, 2)
         result["output_shape"] = list(out.shape)
     else:
-        from src.upscale import upscale
+        from src.inference.upscale import upscale
 
         base = _status_kib("VmRSS")
         start = time.perf_counter()

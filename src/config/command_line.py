@@ -20,10 +20,10 @@ from __future__ import annotations
 import difflib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
@@ -134,6 +134,14 @@ def _translate(exc: ConfigCompositionException, config_name: str, overrides: lis
     return None
 
 
+def _unreadable(argv: list[str], exc: OverrideParseException) -> str:
+    """The message for an argument Hydra cannot parse: not ``key=value``, or a value that needs quotes."""
+    bad = next((a for a in argv if "=" not in a and a not in RUN_FLAGS), None)
+    if bad is not None:
+        return f"argument {bad!r} is not key=value (see --help)"
+    return f"{str(exc).splitlines()[0]} (quote a value with special characters: key='\"value\"')"
+
+
 def check_command_line(module: str, config_name: str, argv: list[str] | None = None) -> None:
     """Compose ``conf/<config_name>.yaml`` with the command line's overrides; on an unknown key, a badly typed
     value or an unknown group option print one ``error: …`` line and exit with status 2 (as
@@ -142,7 +150,11 @@ def check_command_line(module: str, config_name: str, argv: list[str] | None = N
     argv = sys.argv[1:] if argv is None else argv
     if os.environ.get("SRSUITE_TRACEBACK") or any(a.startswith("-") and a not in RUN_FLAGS for a in argv):
         return
-    overrides = _first_of_sweeps([a for a in argv if a not in RUN_FLAGS])
+    try:
+        overrides = _first_of_sweeps([a for a in argv if a not in RUN_FLAGS])
+    except OverrideParseException as exc:
+        print(f"error: {_unreadable(argv, exc)}", file=sys.stderr)
+        sys.exit(2)
     if overrides is None:
         return
     try:
@@ -155,3 +167,21 @@ def check_command_line(module: str, config_name: str, argv: list[str] | None = N
     except Exception:  # noqa: BLE001 - anything else (a sweep syntax Hydra reports better): Hydra's own message
         return
 
+
+def run_in_process(module: str, argv: Sequence[str]) -> int:
+    """``python -m <module> <argv>`` in this process (for tests and scripts): the module runs as ``__main__``, as
+    ``python -m`` runs it; returns the exit status (0, or 2 after one ``error:`` line)."""
+    import runpy
+    import warnings
+
+    saved = sys.argv
+    sys.argv = [module, *argv]
+    try:
+        with warnings.catch_warnings():  # the module may have been imported already: it runs afresh
+            warnings.filterwarnings("ignore", message=".*found in sys.modules", category=RuntimeWarning)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = saved
+    return 0

@@ -20,7 +20,7 @@ import os
 import sys
 
 ENTRY_POINTS = ("src.train", "src.evaluate", "src.upscale", "src.degrade", "src.interpolate", "src.report",
-                "src.pulse")
+                "src.pulse", "src.export", "src.prepare")
 SCRIPT = r"""_srsuite_complete()
 {
     local words=($COMP_LINE) module="" i

@@ -1,8 +1,8 @@
 """Cut HR images into overlapping sub-images, and precompute MATLAB-bicubic LR folders.
 
-    python -m src.data.prepare input=datasets/DIV2K/DIV2K_train_HR output=datasets/DIV2K/DIV2K_train_HR_sub
-    python -m src.data.prepare input=… output=… lr_scales=[2,3,4] workers=8
-    python -m src.data.prepare input=datasets/DIV2K/DIV2K_train_HR output=datasets/DIV2K/DIV2K_train_LR_bicubic \\
+    python -m src.prepare input=datasets/DIV2K/DIV2K_train_HR output=datasets/DIV2K/DIV2K_train_HR_sub
+    python -m src.prepare input=… output=… lr_scales=[2,3,4] workers=8
+    python -m src.prepare input=datasets/DIV2K/DIV2K_train_HR output=datasets/DIV2K/DIV2K_train_LR_bicubic \\
         subimages=false lr_scales=[2,3,4]          # LR of the whole images only (X2/X3/X4, like the official LR)
 
 The recipe is ESRGAN's / BasicSR's ``extract_subimages``: square crops of ``crop`` pixels every ``step`` pixels
@@ -24,7 +24,7 @@ untouched, rewriting missing, truncated or wrong ones) and deletes temporary fil
 settings.json``; rerunning into the same folder with another geometry is an error. Two runs must not write
 into the same folder at the same time.
 
-Keys (``key=value``; unknown keys are an error): see :class:`PrepareConfig`.
+Keys (``conf/prepare.yaml``; unknown keys are an error): see :class:`PrepareConfig`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
-from src.config.validation import ConfigError, check_keys, exit_on_user_error
+from src.config.validation import ConfigError, check_keys
 from src.data.image_io import list_images
 from src.storage.atomic import TMP_MARK, atomic_write, write_text
 
@@ -181,46 +182,26 @@ def _check_config(cfg: PrepareConfig) -> PrepareConfig:
 _BOOLS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
 
-def _parse_value(key: str, text: str, kind: str) -> object:
-    text = text.strip()
-    if kind == "str":
-        return None if text in ("", "null", "None") else text
-    if kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer, got {text!r}") from None
-    if kind == "bool":
-        if text.lower() not in _BOOLS:
-            raise ConfigError(f"{key} must be true or false, got {text!r}")
-        return _BOOLS[text.lower()]
-    # list of ints: [2,3,4] | 2,3,4 | 4 | []
-    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-    try:
-        return [int(part) for part in inner.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{key} must be a list of integers such as [2,3,4], got {text!r}") from None
-
-
-_KINDS = {
-    "input": "str", "output": "str", "lr_output": "str", "crop": "int", "step": "int", "thresh": "int",
-    "workers": "int", "compress": "int", "subimages": "bool", "verify": "bool", "progress": "bool",
-    "lr_scales": "list",
-}  # fmt: skip
-
-
-def parse_args(argv: Sequence[str]) -> PrepareConfig:
-    """``key=value`` arguments -> :class:`PrepareConfig`. Unknown keys, repeated keys and bad values are errors."""
-    values: dict[str, object] = {}
-    for arg in argv:
-        if "=" not in arg:
-            raise ConfigError(f"argument {arg!r} is not key=value (see python -m src.data.prepare --help)")
-        key, text = arg.split("=", 1)
-        key = key.strip().lstrip("+")
-        check_keys({key: None}, "prepare", _KINDS, "python -m src.data.prepare")
-        if key in values:
-            raise ConfigError(f"{key} given twice")
-        values[key] = _parse_value(key, text, _KINDS[key])
+def config_from(node: DictConfig | dict) -> PrepareConfig:
+    """The composed ``conf/prepare.yaml`` -> :class:`PrepareConfig`; unknown keys and non-boolean switches are
+    errors (``yes``/``no``/``1``/``0`` are read as booleans). The other values are checked by :func:`prepare`."""
+    if isinstance(node, DictConfig):
+        values = OmegaConf.to_container(node, resolve=True)
+        values.update({k: None for k in node if OmegaConf.is_missing(node, k)})  # input=??? -> "is required"
+    else:
+        values = dict(node)
+    fields = {f.name for f in dataclasses.fields(PrepareConfig)}
+    check_keys(values, "prepare", fields, "python -m src.prepare")
+    for key in ("subimages", "verify", "progress"):
+        value = values.get(key)
+        if key in values and not isinstance(value, bool):
+            text = str(value).lower()
+            if isinstance(value, float) or text not in _BOOLS:
+                raise ConfigError(f"{key} must be true or false, got {value!r}")
+            values[key] = _BOOLS[text]
+    for key in ("input", "output", "lr_output"):
+        if values.get(key) is not None:
+            values[key] = str(values[key])
     return PrepareConfig(**values)
 
 
@@ -548,17 +529,13 @@ def prepare(cfg: PrepareConfig) -> dict:
     return summary
 
 
-@exit_on_user_error
-def main(argv: Sequence[str] | None = None) -> dict | None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(__doc__)
-        print(PrepareConfig.__doc__)
-        return None
-    cfg = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # SLURM preemption, kill: the same cleanup as Ctrl-C
+def run_prepare(cfg: DictConfig | dict) -> dict:
+    """The job of ``python -m src.prepare`` (``cfg``: the composed ``conf/prepare.yaml``): :func:`prepare`, with
+    SIGTERM (SLURM preemption, ``kill``) handled as Ctrl-C: finished files are kept, exit status 130."""
+    settings = config_from(cfg)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return prepare(cfg)
+        return prepare(settings)
     except KeyboardInterrupt:
         print("\nprepare: interrupted; finished files are kept: rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
@@ -569,6 +546,3 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
-
-if __name__ == "__main__":
-    main()

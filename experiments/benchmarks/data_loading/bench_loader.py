@@ -5,7 +5,7 @@
 
 Sources:
 * ``shared``: T91 + BSD200 (``../shared/data``) through ``src.data.FolderDataModule`` with ``val_fraction=0.1``,
-  from the original files and from sub-images made by ``python -m src.data.prepare`` (crop 240, step 120,
+  from the original files and from sub-images made by ``python -m src.prepare`` (crop 240, step 120,
   thresh 24: ESRGAN's recipe halved, because these images are only ~481x321).
 * ``2k``: a DIV2K-sized stand-in (DIV2K itself is not on this machine): 1924x1284 PNG mosaics of 4x4 BSD200
   photos (12 images), from the originals and from sub-images with ESRGAN's numbers (crop 480, step 240,

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from src.data import FolderDataModule, PairedFolderDataModule, SampleDataModule
+from src.data.batch import SRBatch
 from src.data.datasets import FullImageDataset, RandomPatchDataset, load_uint8_rgb
 from src.data.sample_photos import SAMPLE_PHOTOS, sample_photo_paths
 from src.degradations.pipelines import BicubicDegradation
@@ -84,16 +85,16 @@ def test_sample_datamodule_train_batch_and_lr_synthesis():
     dm.setup("fit")
     assert len(dm.train_set) == 4  # 2 photos x repeat 2
     batch = next(iter(dm.train_dataloader()))
-    assert batch["hr"].dtype == torch.uint8
-    assert batch["hr"].shape == (4, 3, 48, 48)
-    hr_u8 = batch["hr"].clone()
+    assert batch.hr.dtype == torch.uint8
+    assert batch.hr.shape == (4, 3, 48, 48)
+    hr_u8 = batch.hr.clone()
     out = dm.on_after_batch_transfer(batch, 0)
-    hr, lr = out["hr"], out["lr"]
+    hr, lr = out.hr, out.lr
     assert hr.dtype == torch.float32 and hr.shape == (4, 3, 48, 48)
     assert hr.min().item() >= 0.0 and hr.max().item() <= 1.0
     assert torch.equal(hr, hr_u8.float() / 255.0)
     assert lr.shape == (4, 3, 12, 12) and lr.dtype == torch.float32
-    assert torch.equal(lr, BicubicDegradation(4)(hr))
+    assert torch.equal(lr, BicubicDegradation(4)(SRBatch(hr=hr, training=True)).lr)
     # the degradation quantizes to 8-bit levels
     assert torch.equal((lr * 255).round() / 255, lr)
 
@@ -108,9 +109,9 @@ def test_sample_datamodule_val_item_is_modcropped_astronaut():
     assert torch.equal(item["hr"], load_uint8_rgb(sample_photo_paths(["astronaut"])[0]))
     assert "lr" not in item
     batch = next(iter(dm.val_dataloader()))
-    assert batch["name"] == ["astronaut.png"]
+    assert batch.names == ["astronaut.png"]
     out = dm.on_after_batch_transfer(batch, 0)
-    assert out["lr"].shape == (1, 3, 128, 128)
+    assert out.lr.shape == (1, 3, 128, 128)
 
 
 def test_sample_photo_modcrop_for_odd_sizes():
@@ -140,7 +141,7 @@ def test_sample_datamodule_unknown_photo_lists_names():
 def test_datamodule_without_degradation_raises_on_unpaired_batch():
     dm = _sample_dm(degradation=None)
     with pytest.raises(RuntimeError, match="degradation"):
-        dm.on_after_batch_transfer({"hr": torch.zeros(1, 3, 8, 8, dtype=torch.uint8)}, 0)
+        dm.on_after_batch_transfer(SRBatch(hr=torch.zeros(1, 3, 8, 8, dtype=torch.uint8), training=True), 0)
 
 
 def test_datamodule_patch_not_multiple_of_scale():
@@ -342,11 +343,11 @@ def test_paired_batches_are_aligned(paired_dirs):
     torch.manual_seed(0)
     n = 0
     for batch in dm.train_dataloader():
-        assert batch["hr"].shape == (2, 3, 16, 16) and batch["hr"].dtype == torch.uint8
-        assert batch["lr"].shape == (2, 3, 4, 4) and batch["lr"].dtype == torch.uint8
-        assert torch.equal(F.avg_pool2d(batch["hr"].float(), 4), batch["lr"].float())
+        assert batch.hr.shape == (2, 3, 16, 16) and batch.hr.dtype == torch.uint8
+        assert batch.lr.shape == (2, 3, 4, 4) and batch.lr.dtype == torch.uint8
+        assert torch.equal(F.avg_pool2d(batch.hr.float(), 4), batch.lr.float())
         # HR is piecewise constant on 4x4 blocks: the HR patch starts on a block boundary
-        assert torch.equal(batch["hr"], batch["lr"].repeat_interleave(4, -2).repeat_interleave(4, -1))
+        assert torch.equal(batch.hr, batch.lr.repeat_interleave(4, -2).repeat_interleave(4, -1))
         n += 1
     assert n == 8
 
@@ -356,11 +357,11 @@ def test_paired_on_after_batch_transfer_keeps_given_lr(paired_dirs):
     dm.setup("fit")
     torch.manual_seed(1)
     batch = next(iter(dm.train_dataloader()))
-    lr_u8, hr_u8 = batch["lr"].clone(), batch["hr"].clone()
+    lr_u8, hr_u8 = batch.lr.clone(), batch.hr.clone()
     out = dm.on_after_batch_transfer(batch, 0)
-    assert out["lr"].dtype == torch.float32 and out["hr"].dtype == torch.float32
-    assert torch.equal(out["lr"], lr_u8.float() / 255.0)
-    assert torch.equal(out["hr"], hr_u8.float() / 255.0)
+    assert out.lr.dtype == torch.float32 and out.hr.dtype == torch.float32
+    assert torch.equal(out.lr, lr_u8.float() / 255.0)
+    assert torch.equal(out.hr, hr_u8.float() / 255.0)
 
 
 def test_paired_val_item(paired_dirs):

@@ -17,6 +17,7 @@ import src.config.validation  # noqa: F401  (resolvers)
 from src.config.schema import TrainConfig
 from src.config.validation import validate
 from src.data import SampleDataModule
+from src.data.batch import SRBatch
 from src.degradations import BicubicDegradation, ClassicalDegradation, RealESRGANDegradation, TrainingPairPool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +56,16 @@ def hr_batch(n: int = 4, size: int = 64, seed: int = 0) -> torch.Tensor:
     return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def degrade(deg, hr: torch.Tensor, training: bool = True) -> SRBatch:
+    """``deg`` applied to a batch of the HR images ``hr``."""
+    return deg(SRBatch(hr=hr, training=training))
+
+
+def lr_of(deg, hr: torch.Tensor) -> torch.Tensor:
+    """The deterministic (validation) LR of ``hr``."""
+    return degrade(deg, hr, training=False).lr
+
+
 # ---- configs ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["classical", "realesrgan"])
 def test_config_validates_and_instantiates(name):
@@ -91,14 +102,14 @@ def test_outputs_shapes_ranges_and_8bit_levels(cls):
     deg = cls(scale=4, seed=0)
     hr = hr_batch()
     for _ in range(3):
-        out = deg.degrade_batch(hr, training=True)
-        lr = out["lr"]
+        out = degrade(deg, hr, training=True)
+        lr = out.lr
         assert lr.shape == (4, 3, 16, 16) and lr.dtype == torch.float32 and lr.is_contiguous()
         assert lr.min() >= 0 and lr.max() <= 1 and torch.equal((lr * 255).round() / 255, lr)
-        assert out["hr"].shape == hr.shape
+        assert out.hr.shape == hr.shape
     if cls is RealESRGANDegradation:
-        assert out["hr_usm"].shape == hr.shape
-    assert deg(hr[0]).shape == (3, 16, 16)  # a single image
+        assert out.hr_usm.shape == hr.shape
+    assert lr_of(deg, hr[:1]).shape == (1, 3, 16, 16)  # a single image
 
 
 @pytest.mark.parametrize("cls", [ClassicalDegradation, RealESRGANDegradation])
@@ -106,7 +117,7 @@ def test_same_seed_same_lr_batches(cls):
     hr = hr_batch()
     a, b, c = cls(scale=4, seed=3), cls(scale=4, seed=3), cls(scale=4, seed=4)
     for _ in range(2):
-        la, lb, lc = (d.degrade_batch(hr, training=True)["lr"] for d in (a, b, c))
+        la, lb, lc = (degrade(d, hr, training=True).lr for d in (a, b, c))
         assert torch.equal(la, lb)
         assert not torch.equal(la, lc)
 
@@ -115,12 +126,12 @@ def test_same_seed_same_lr_batches(cls):
 def test_validation_is_deterministic_and_leaves_training_alone(cls):
     hr = hr_batch(2)
     a, b = cls(scale=4, seed=5), cls(scale=4, seed=5)
-    first = a(hr)
-    assert torch.equal(first, a(hr)) and torch.equal(first, a.degrade_batch(hr, training=False)["lr"])
-    a.degrade_batch(hr, training=True)
-    assert torch.equal(first, a(hr))
-    b.degrade_batch(hr, training=True)
-    assert torch.equal(a.degrade_batch(hr, training=True)["lr"], b.degrade_batch(hr, training=True)["lr"])
+    first = lr_of(a, hr)
+    assert torch.equal(first, lr_of(a, hr)) and torch.equal(first, degrade(a, hr, training=False).lr)
+    degrade(a, hr, training=True)
+    assert torch.equal(first, lr_of(a, hr))
+    degrade(b, hr, training=True)
+    assert torch.equal(degrade(a, hr, training=True).lr, degrade(b, hr, training=True).lr)
 
 
 def test_pipeline_pickles_without_its_generators_and_pool():
@@ -128,51 +139,51 @@ def test_pipeline_pickles_without_its_generators_and_pool():
     import pickle
 
     deg = RealESRGANDegradation(scale=4, seed=1, queue_size=4)
-    deg.degrade_batch(hr_batch(4, 32), training=True)
+    degrade(deg, hr_batch(4, 32), training=True)
     assert deg.pool.count == 4
     clone = pickle.loads(pickle.dumps(deg))
     assert clone.pool.count == 0 and clone.pool.size == 4 and clone._train_rng is None
     fresh = RealESRGANDegradation(scale=4, seed=1, queue_size=4)
     hr = hr_batch(4, 32, seed=2)
-    assert torch.equal(clone.degrade_batch(hr)["lr"], fresh.degrade_batch(hr)["lr"])
+    assert torch.equal(degrade(clone, hr).lr, degrade(fresh, hr).lr)
 
 
 def test_runs_in_fp32_under_autocast_and_accepts_uint8():
     deg = RealESRGANDegradation(scale=2, seed=0, queue_size=0)
     hr = hr_batch(2, 32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = deg.degrade_batch(hr, training=True)
-    assert out["lr"].dtype == torch.float32 and out["hr_usm"].dtype == torch.float32
+        out = degrade(deg, hr, training=True)
+    assert out.lr.dtype == torch.float32 and out.hr_usm.dtype == torch.float32
     u8 = (hr * 255).round().to(torch.uint8)
-    assert deg.degrade_batch(u8, training=False)["lr"].shape == (2, 3, 16, 16)
+    assert degrade(deg, u8, training=False).lr.shape == (2, 3, 16, 16)
 
 
 def test_tiny_patches_survive_extreme_draws():
     """A 16 px HR patch at x4 goes down to 2 px after a 0.15 resize: padding and resizing must cope."""
     deg = RealESRGANDegradation(scale=4, seed=0, queue_size=0, resize_prob=[0, 1, 0], resize_prob2=[0, 1, 0])
     for _ in range(6):
-        lr = deg.degrade_batch(hr_batch(2, 16), training=True)["lr"]
+        lr = degrade(deg, hr_batch(2, 16), training=True).lr
         assert lr.shape == (2, 3, 4, 4) and torch.isfinite(lr).all()
 
 
 def test_classical_with_every_step_off_is_bicubic():
     deg = ClassicalDegradation(scale=4, blur_prob=0, noise_prob=0, jpeg_prob=0, resize_modes=["matlab_bicubic"])
     hr = hr_batch()
-    assert torch.equal(deg.degrade_batch(hr, training=True)["lr"], BicubicDegradation(4)(hr))
+    assert torch.equal(degrade(deg, hr, training=True).lr, lr_of(BicubicDegradation(4), hr))
 
 
 def test_classical_steps_change_the_output():
     hr = hr_batch()
     base = dict(scale=4, seed=0, blur_prob=0, noise_prob=0, jpeg_prob=0, resize_modes=["matlab_bicubic"])
-    plain = ClassicalDegradation(**base)(hr)
+    plain = lr_of(ClassicalDegradation(**base), hr)
     for step in ("blur_prob", "noise_prob", "jpeg_prob"):
-        assert not torch.equal(ClassicalDegradation(**{**base, step: 1.0})(hr), plain), step
+        assert not torch.equal(lr_of(ClassicalDegradation(**{**base, step: 1.0}), hr), plain), step
 
 
 def test_crop_size_crops_aligned_pairs():
     deg = RealESRGANDegradation(scale=4, seed=0, queue_size=0, crop_size=32)
-    out = deg.degrade_batch(hr_batch(2, 64), training=True)
-    assert out["lr"].shape == (2, 3, 8, 8) and out["hr"].shape == (2, 3, 32, 32) and out["hr_usm"].shape[-1] == 32
+    out = degrade(deg, hr_batch(2, 64), training=True)
+    assert out.lr.shape == (2, 3, 8, 8) and out.hr.shape == (2, 3, 32, 32) and out.hr_usm.shape[-1] == 32
 
 
 # ---- the training-pair pool ---------------------------------------------------------------------------------------
@@ -205,13 +216,13 @@ def test_realesrgan_pool_is_used_in_training_only():
     plain = RealESRGANDegradation(scale=4, seed=0, queue_size=0)
     hrs = [hr_batch(4, 32, seed=s) for s in range(4)]
     for i, hr in enumerate(hrs):
-        out, ref = deg.degrade_batch(hr, training=True), plain.degrade_batch(hr, training=True)
+        out, ref = degrade(deg, hr, training=True), degrade(plain, hr, training=True)
         if i < 2:  # filling
-            assert torch.equal(out["lr"], ref["lr"]) and torch.equal(out["hr"], hr)
+            assert torch.equal(out.lr, ref.lr) and torch.equal(out.hr, hr)
         count = deg.pool.count
-        val = deg.degrade_batch(hr, training=False)
-        assert torch.equal(val["hr"], hr) and deg.pool.count == count
-    assert not torch.equal(out["hr"], hrs[-1])  # swapped with pooled pairs
+        val = degrade(deg, hr, training=False)
+        assert torch.equal(val.hr, hr) and deg.pool.count == count
+    assert not torch.equal(out.hr, hrs[-1])  # swapped with pooled pairs
 
 
 # ---- the DataModule -----------------------------------------------------------------------------------------------
@@ -223,13 +234,13 @@ def test_sample_datamodule_with_each_pipeline(name):
                           patch_size=32, batch_size=4, num_workers=0, repeat=2, val_crop=64)
     dm.setup("fit")
     batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
-    assert batch["hr"].shape == (4, 3, 32, 32) and batch["hr"].dtype == torch.float32
-    assert batch["lr"].shape == (4, 3, 8, 8) and batch["lr"].dtype == torch.float32
-    assert ("hr_usm" in batch) == (name == "realesrgan")
+    assert batch.hr.shape == (4, 3, 32, 32) and batch.hr.dtype == torch.float32
+    assert batch.lr.shape == (4, 3, 8, 8) and batch.lr.dtype == torch.float32
+    assert (batch.hr_usm is not None) == (name == "realesrgan")
     val = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
-    assert val["lr"].shape == (1, 3, 16, 16) and val["hr"].shape == (1, 3, 64, 64)
+    assert val.lr.shape == (1, 3, 16, 16) and val.hr.shape == (1, 3, 64, 64)
     again = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
-    assert torch.equal(val["lr"], again["lr"])  # validation LR is fixed
+    assert torch.equal(val.lr, again.lr)  # validation LR is fixed
 
 
 def test_multiscale_batches_with_a_random_pipeline():
@@ -239,8 +250,8 @@ def test_multiscale_batches_with_a_random_pipeline():
     dm.setup("fit")
     for batch in dm.train_dataloader():
         out = dm.on_after_batch_transfer(batch, 0)
-        s = out["scale"]
-        assert out["lr"].shape[-1] * s == out["hr"].shape[-1]
+        s = out.scale
+        assert out.lr.shape[-1] * s == out.hr.shape[-1]
 
 
 # ---- the command lines --------------------------------------------------------------------------------------------
@@ -294,7 +305,7 @@ def test_validation_draws_differ_between_images_but_not_between_calls():
     deg = ClassicalDegradation(scale=2, seed=3)
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 3, 64, 64, generator=g)
-    assert torch.equal(deg(a), deg(a))
-    assert torch.equal(deg(torch.cat([a, b])), deg(torch.cat([a, b])))
+    assert torch.equal(lr_of(deg, a), lr_of(deg, a))
+    assert torch.equal(lr_of(deg, torch.cat([a, b])), lr_of(deg, torch.cat([a, b])))
     first_draws = {deg._rng(False, torch.device("cpu"), x).rand() for x in (a, b, a * 0.5)}
     assert len(first_draws) == 3  # each validation image gets its own (but reproducible) parameters

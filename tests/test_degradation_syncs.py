@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from src.data.batch import SRBatch
 from src.degradations.filtering import filter2d
 from src.degradations.pipelines import BicubicDegradation, ClassicalDegradation, RealESRGANDegradation
 
@@ -65,9 +66,9 @@ def test_training_batches_make_no_host_device_sync(make):
     spy = SyncSpy()
     with spy:
         for _ in range(4):  # fills the pool (4 pairs), then swaps with it
-            out = degradation.degrade_batch(hr, training=True)
+            out = degradation(SRBatch(hr=hr, training=True))
     assert spy.events == []
-    assert out["lr"].device.type == "meta" and out["lr"].shape[0] == 2
+    assert out.lr.device.type == "meta" and out.lr.shape[0] == 2
 
 
 def test_kornia_operators_make_no_sync():
@@ -90,7 +91,7 @@ def test_kornia_operators_make_no_sync():
 def test_bicubic_degradation_makes_no_sync():
     spy = SyncSpy()
     with spy:
-        lr = BicubicDegradation(4)(torch.empty(2, 3, 64, 64, device="meta"))
+        lr = BicubicDegradation(4)(SRBatch(hr=torch.empty(2, 3, 64, 64, device="meta"), training=True)).lr
     assert spy.events == [] and tuple(lr.shape) == (2, 3, 16, 16)
 
 
@@ -108,7 +109,7 @@ def test_degradations_run_with_tf32_off_and_restore_the_settings(monkeypatch):
     before = (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
     torch.backends.cudnn.conv.fp32_precision = "tf32"  # what Ampere users typically run with
     try:
-        ClassicalDegradation(scale=2, seed=0).degrade_batch(torch.rand(1, 3, 16, 16))
+        ClassicalDegradation(scale=2, seed=0)(SRBatch(hr=torch.rand(1, 3, 16, 16), training=True))
         assert seen and all(s == ("ieee", "ieee") for s in seen)
         assert torch.backends.cudnn.conv.fp32_precision == "tf32"
     finally:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.archs import CARN, CARNM, DRRN, IMDN, WDSRA, WDSRB, LapSRN, MSLapSRN
+from src.data.batch import SRBatch
 from src.storage.atomic import TMP_MARK
 from src.weights.checkpoints import WeightsError, build_eval_model, export_basicsr, load_into, read_weights
 
@@ -485,7 +486,7 @@ def test_lapsrn_training_supervises_every_level():
     made(module.net, seed=9).train()
     hr = rand(2, 3, 16, 20)
     lr = imresize(hr, 0.25)
-    loss = module.training_step({"lr": lr, "hr": hr}, 0)
+    loss = module.training_step(SRBatch(lr=lr, hr=hr, training=True), 0)
     from src.imaging.colorspace import rgb_to_y
 
     y_hr = rgb_to_y(hr)

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
+from src.data.batch import SRBatch
 from src.losses import (
     CharbonnierLoss,
     GANLoss,
@@ -162,12 +163,12 @@ def test_forward_pre_and_post_processing_is_fp32_under_autocast(color, input):
 def test_validation_scores_fp32_numbers_under_autocast():
     method = _supervised()
     gen = torch.Generator().manual_seed(5)
-    batch = {"lr": torch.rand(1, 3, 24, 24, generator=gen), "hr": torch.rand(1, 3, 48, 48, generator=gen),
-             "name": ["x.png"]}
+    batch = SRBatch(lr=torch.rand(1, 3, 24, 24, generator=gen), hr=torch.rand(1, 3, 48, 48, generator=gen),
+                    names=["x.png"], training=False)
     method.log = lambda *a, **k: None  # not attached to a trainer
-    ref = method.validation_step(dict(batch), 0)
+    ref = method.validation_step(batch, 0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = method.validation_step(dict(batch), 0)
+        out = method.validation_step(batch, 0)
     assert out["sr"].dtype == torch.float32
     torch.testing.assert_close(out["sr"], ref["sr"], rtol=0, atol=0)
     assert out["psnr_y"] == ref["psnr_y"] and out["ssim_y"] == ref["ssim_y"]

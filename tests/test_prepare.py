@@ -258,7 +258,7 @@ def test_datamodules_read_prepared_folders(hr_dir, prepared, tmp_path):
     dm.setup("fit")
     assert len(dm.train_set) == 45
     batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
-    assert batch["hr"].shape == (4, 3, 32, 32) and batch["lr"].shape == (4, 3, 8, 8)
+    assert batch.hr.shape == (4, 3, 32, 32) and batch.lr.shape == (4, 3, 8, 8)
 
     # paired training on the sub-images' X4 folder; validation on whole images paired with whole-image LR
     whole_lr = tmp_path / "whole_LR"
@@ -273,7 +273,7 @@ def test_datamodules_read_prepared_folders(hr_dir, prepared, tmp_path):
     )  # fmt: skip
     dm.setup("fit")
     batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
-    hr, lr = batch["hr"], batch["lr"]
+    hr, lr = batch.hr, batch.lr
     assert hr.shape == (4, 3, 32, 32) and lr.shape == (4, 3, 8, 8)
     # the LR patch is the bicubic downscale of its HR patch (away from the patch border, where the kernel
     # reaches outside the patch)

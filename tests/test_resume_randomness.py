@@ -19,7 +19,7 @@ class Recorder(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step  # after the optimizer step: 1 for the first batch
-        self.batches[step] = {k: v.detach().clone() for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        self.batches[step] = {k: v.detach().clone() for k, v in vars(batch).items() if isinstance(v, torch.Tensor)}
         self.losses[step] = float(outputs["loss"])
 
 

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from src.config.validation import new_run_dir
+from src.data.batch import SRBatch
 from src.methods import AdversarialSR, SupervisedSR
 from src.methods.guard import DivergenceError
 from src.storage.atomic import TMP_MARK
@@ -139,7 +140,7 @@ def _espcn(**kwargs) -> SupervisedSR:
     return SupervisedSR(**{**defaults, **kwargs})
 
 
-def _batches(n: int, bad: set[int]) -> list[dict]:
+def _batches(n: int, bad: set[int]) -> list[SRBatch]:
     """n (lr, hr) batches of 2 x 3 x 8 x 8 LR; the HR of the indices in ``bad`` holds a NaN."""
     g = torch.Generator().manual_seed(0)
     out = []
@@ -147,7 +148,7 @@ def _batches(n: int, bad: set[int]) -> list[dict]:
         hr = torch.rand(2, 3, 16, 16, generator=g)
         if i in bad:
             hr[0, 0, 0, 0] = float("nan")
-        out.append({"lr": torch.nn.functional.avg_pool2d(hr.nan_to_num(), 2), "hr": hr})
+        out.append(SRBatch(lr=torch.nn.functional.avg_pool2d(hr.nan_to_num(), 2), hr=hr, training=True))
     return out
 
 
@@ -244,7 +245,7 @@ def _gan(**kwargs) -> AdversarialSR:
                          gan={"type": "vanilla", "loss_weight": 0.1}, **kwargs)
 
 
-def _gan_batches(n: int, bad: set[int]) -> list[dict]:
+def _gan_batches(n: int, bad: set[int]) -> list[SRBatch]:
     g = torch.Generator().manual_seed(0)
     out = []
     for i in range(n):
@@ -252,7 +253,7 @@ def _gan_batches(n: int, bad: set[int]) -> list[dict]:
         lr = torch.nn.functional.avg_pool2d(hr, 2)
         if i in bad:
             lr[0, 0, 0, 0] = float("inf")
-        out.append({"lr": lr, "hr": hr})
+        out.append(SRBatch(lr=lr, hr=hr, training=True))
     return out
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from src.data import SampleDataModule
+from src.data.batch import SRBatch
 from src.degradations.pipelines import BicubicDegradation
 from src.methods import SupervisedSR
 
@@ -57,15 +58,15 @@ def test_multiscale_batches_and_training_step():
     seen = set()
     for batch in dm.train_dataloader():
         batch = dm.on_after_batch_transfer(batch, 0)
-        s = batch["scale"]
+        s = batch.scale
         seen.add(s)
-        assert batch["hr"].shape[-1] == 41 - 41 % s and batch["lr"].shape[-1] == (41 - 41 % s) // s
-        assert torch.equal(batch["lr"], BicubicDegradation(s)(batch["hr"]))
+        assert batch.hr.shape[-1] == 41 - 41 % s and batch.lr.shape[-1] == (41 - 41 % s) // s
+        assert torch.equal(batch.lr, BicubicDegradation(s)(SRBatch(hr=batch.hr, training=False)).lr)
         loss = method.training_step(batch, 0)
         assert torch.isfinite(loss)
     assert seen == {2, 3, 4}
-    val = dm.on_after_batch_transfer({"hr": dm.val_set[0]["hr"][None], "name": ["coffee.png"]}, 0)
-    assert "scale" not in val and val["lr"].shape[-1] == 600 // 3
+    val = dm.on_after_batch_transfer(SRBatch(hr=dm.val_set[0]["hr"][None], names=["coffee.png"], training=False), 0)
+    assert val.scale is None and val.lr.shape[-1] == 600 // 3
 
 
 def test_upsampling_networks_refuse_other_scales():

@@ -142,10 +142,10 @@ def _hr_batch(n: int = 4, size: int = 128) -> torch.Tensor:
 
 
 def _degrade(make: Callable, hr: torch.Tensor, batches: int = 3) -> list[torch.Tensor]:
+    from src.data.batch import SRBatch
+
     deg = make()
-    if hasattr(deg, "degrade_batch"):
-        return [deg.degrade_batch(hr, training=True)["lr"] for _ in range(batches)]
-    return [deg(hr)]
+    return [deg(SRBatch(hr=hr, training=True)).lr for _ in range(batches)]
 
 
 def check_determinism(chk: Checker, device: torch.device) -> None:
@@ -185,9 +185,14 @@ def check_syncs(chk: Checker) -> None:
     hr = _hr_batch().cuda()
     for name, make in _pipelines().items():
         def run(make=make) -> tuple[bool, str]:
+            from src.data.batch import SRBatch
+
             deg = make()
-            call = (lambda: deg.degrade_batch(hr, training=True)) if hasattr(deg, "degrade_batch") else (
-                lambda: deg(hr))
+            batch = SRBatch(hr=hr, training=True)
+
+            def call():
+                return deg(batch)
+
             call()  # warm-up: caches of resize matrices and constants
             torch.cuda.synchronize()
             torch.cuda.set_sync_debug_mode("warn")

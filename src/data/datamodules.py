@@ -1,12 +1,14 @@
-"""LightningDataModules. CPU workers decode images and cut uint8 HR patches; the LR batch is made on the
-training device in ``on_after_batch_transfer`` by the degradation pipeline (fp32, outside autocast)."""
+"""LightningDataModules. CPU workers decode images, cut uint8 HR patches and collate them into an
+:class:`src.data.batch.SRBatch`; the LR batch is made on the training device in ``on_after_batch_transfer`` by
+the degradation pipeline (fp32, outside autocast)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -15,14 +17,15 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from src.config.validation import ConfigError
+from src.data.batch import SRBatch, collate
 from src.data.checks import check_images, describe_bad
 from src.data.datasets import FullImageDataset, PairedPatchDataset, RandomPatchDataset
 from src.data.image_io import list_images
 from src.data.sample_photos import sample_photo_paths
+from src.degradations.base import Degradation
 
 log = logging.getLogger(__name__)
 
-Degradation = Callable[[torch.Tensor], torch.Tensor]
 ON_BAD_FILE = ("skip", "error")
 
 
@@ -110,7 +113,7 @@ class SRDataModule(L.LightningDataModule):
 
     Args:
         scale: SR scale factor.
-        degradation: HR float batch (N, C, H, W) in [0, 1] -> LR float batch; injected by ``src.train``.
+        degradation: makes the LR of batches without one (``SRBatch -> SRBatch``); injected by ``src.train``.
         patch_size: HR training patch side in pixels (multiple of ``scale``).
         batch_size: training batch size (per device).
         num_workers: CPU loader processes (0 = load in the main process).
@@ -121,7 +124,7 @@ class SRDataModule(L.LightningDataModule):
         val_limit: use only the first N validation images (``None``: all).
         train_scales: multi-scale training (VDSR): each training batch gets a scale drawn uniformly from this
             list (seeded), its HR patches are cropped to a multiple of it and the LR made at it; the batch
-            carries ``"scale"``. Validation stays at ``scale``. ``None``: every batch at ``scale``.
+            carries its ``scale``. Validation stays at ``scale``. ``None``: every batch at ``scale``.
         root: base folder that the config's paths are built from (``SR_DATA`` or ``./datasets``); kept so
             that the config documents it.
         layout: the expected folder layout, printed when a folder is missing.
@@ -277,45 +280,33 @@ class SRDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
+            collate_fn=partial(collate, training=True),
         )
 
     def val_dataloader(self) -> DataLoader:
         """Batches of one image. Under DDP Lightning deals the images out with a ``DistributedSampler``, which pads
         the last round with repeats; the methods drop the repeats by ``index`` before averaging."""
-        return DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=min(self.num_workers, 1))
+        return DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=min(self.num_workers, 1),
+                          collate_fn=partial(collate, training=False))
 
     # ---- on-device LR synthesis ---------------------------------------------------------------------------
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """uint8 HR (and LR, for paired data) -> float in [0, 1]; LR made by the degradation when absent.
-
-        A degradation with ``degrade_batch(hr, training)`` (the random pipelines) returns a dict (``lr``, ``hr``
-        and extras such as ``hr_usm``; a training-pair pool may swap pairs) that is merged into the batch;
-        training batches are those without a ``name`` (validation items carry their file name)."""
-        if "name" not in batch:  # a training batch: the loader position advances
+    def on_after_batch_transfer(self, batch: SRBatch, dataloader_idx: int) -> SRBatch:
+        """The batch on its device: uint8 pixels -> float32 in [0, 1]; the LR made by the degradation when the
+        data set gave none (with a drawn ``scale`` for multi-scale training batches). A training batch advances
+        the loader position."""
+        if batch.training:
             self.position.consumed += 1
-        hr = batch["hr"]
-        if hr.dtype == torch.uint8:
-            hr = hr.float().div_(255.0)
-        batch["hr"] = hr
-        if "lr" in batch:
-            lr = batch["lr"]
-            batch["lr"] = lr.float().div_(255.0) if lr.dtype == torch.uint8 else lr
+        batch = batch.to_float()
+        if batch.lr is not None:
             return batch
         if self.degradation is None:
             raise RuntimeError("the DataModule has no degradation to make LR images (set degradation=…)")
-        training = "name" not in batch
-        kwargs = {}
-        if self.train_scales and training:  # a multi-scale training batch
+        if self.train_scales and batch.training:  # a multi-scale training batch
             s = self._scale_rng.choice(self.train_scales)
-            hr = hr[..., : hr.shape[-2] - hr.shape[-2] % s, : hr.shape[-1] - hr.shape[-1] % s]
-            batch["hr"], batch["scale"] = hr, s
-            kwargs["scale"] = s
-        degrade_batch = getattr(self.degradation, "degrade_batch", None)
-        if degrade_batch is not None:
-            batch.update(degrade_batch(hr, training=training, **kwargs))
-        else:
-            batch["lr"] = self.degradation(hr, **kwargs)
-        return batch
+            hr = batch.hr
+            batch = batch.replace(hr=hr[..., : hr.shape[-2] - hr.shape[-2] % s, : hr.shape[-1] - hr.shape[-1] % s],
+                                  scale=s)
+        return self.degradation(batch)
 
 
 # ---- resuming -----------------------------------------------------------------------------------------------
@@ -323,8 +314,8 @@ class SRDataModule(L.LightningDataModule):
         """Saved in checkpoints by Lightning: the multi-scale generator and the degradation's training stream
         (generators, training-pair pool) of every process (gathered under DDP: each rank has its own). The loader
         position is saved by Lightning through :class:`ResumableLoader`."""
-        degradation = getattr(self.degradation, "state_dict", None)
-        local = {"scale_rng": self._scale_rng.getstate(), "degradation": degradation() if degradation else None}
+        degradation = self.degradation.state_dict() if self.degradation is not None else None
+        local = {"scale_rng": self._scale_rng.getstate(), "degradation": degradation}
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             ranks: list = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(ranks, local)
@@ -342,7 +333,7 @@ class SRDataModule(L.LightningDataModule):
             return
         local = ranks[rank]
         self._scale_rng.setstate(_as_tuple(local["scale_rng"]))
-        if local.get("degradation") is not None and hasattr(self.degradation, "load_state_dict"):
+        if local.get("degradation") is not None and self.degradation is not None:
             self.degradation.load_state_dict(local["degradation"])
 
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.config.schema import DegradeConfig
 from src.config.validation import ConfigError, validate
+from src.data.batch import SRBatch
 from src.data.checks import check_image, check_images
 from src.storage.output_folders import BadInputsError, record_settings, same_settings
 
@@ -104,10 +105,7 @@ def degrade(cfg: DictConfig, degradation_name: str = "degradation") -> list[Path
         # resumed run writes what an uninterrupted one would have
         degradation = instantiate(deg_cfg, seed=image_seed(int(cfg.seed), path.stem)) if seeded else shared
         for i in range(int(cfg.count)):
-            if hasattr(degradation, "degrade_batch"):
-                lr = degradation.degrade_batch(hr, training=True)["lr"]
-            else:
-                lr = degradation(hr)
+            lr = degradation(SRBatch(hr=hr, training=True)).lr
             save_image(lr[0].cpu(), files[i])
             written.append(files[i])
         if cfg.save_hr:

@@ -1,7 +1,7 @@
 """Degradation pipelines: HR batch -> LR batch, run on the batch's device in fp32 outside autocast.
 
-Every pipeline is callable, ``deg(hr) -> lr``; the random pipelines also have ``degrade_batch(hr, training)``
-returning a dict with at least ``lr`` and ``hr`` (the DataModule merges it into the batch).
+Every pipeline is a :class:`src.degradations.base.Degradation`: ``deg(batch: SRBatch) -> SRBatch`` fills in
+``batch.lr`` (Real-ESRGAN also ``hr_usm``, and may crop or swap the HR of training batches).
 
 Seeding: all random draws of :class:`ClassicalDegradation` and :class:`RealESRGANDegradation` come from
 ``torch.Generator`` objects seeded from the constructor's ``seed``. Per-sample parameters, blur kernels (built
@@ -10,7 +10,7 @@ batch's device, so they are the same numbers on the CPU and on a GPU; only Poiss
 image) are drawn by a generator on the batch's device, so Poisson-noised samples differ between device types
 (same parameters, same distribution). Training generators are created at the first training batch, seeded from
 ``(seed, rank)`` (the DDP rank, so that ranks draw different degradations) and then advance from batch to batch:
-the same seed gives the same sequence of LR batches. ``training=False`` (validation, ``deg(hr)``) re-creates
+the same seed gives the same sequence of LR batches. ``batch.training=False`` (validation) re-creates
 fresh generators on every call, seeded from ``seed`` and a fingerprint of the input: the same input always gives
 the same output, different validation images get different degradations, and the training stream is not
 disturbed.
@@ -35,6 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from src.data.batch import SRBatch
+from src.degradations.base import Degradation
 from src.degradations.filtering import filter2d
 from src.degradations.jpeg import jpeg
 from src.degradations.kernels import KERNEL_TYPES, random_blur_kernels, random_sinc_kernels
@@ -51,7 +53,7 @@ RESIZE_MODES = ("area", "bilinear", "bicubic", "matlab_bicubic", "nearest")
 KERNEL_SIZES = (7, 9, 11, 13, 15, 17, 19, 21)
 
 
-class BicubicDegradation:
+class BicubicDegradation(Degradation):
     """The bicubic protocol of SR papers: MATLAB ``imresize(HR, 1/scale)`` (antialiased cubic kernel).
 
     Args:
@@ -59,7 +61,8 @@ class BicubicDegradation:
         antialiasing: MATLAB's default ``True``; ``False`` samples the plain cubic kernel.
         quantize: round the LR batch to 8-bit levels (as the published LR PNG files are), default ``True``.
 
-    Call: ``hr`` float (N, C, H, W) in [0, 1] -> LR float (N, C, H/scale, W/scale) in [0, 1].
+    Call: ``batch.hr`` (N, C, H, W) -> the batch with ``lr`` float32 (N, C, H/s, W/s) in [0, 1], ``s`` =
+    ``batch.scale`` or ``scale`` (multi-scale training).
     """
 
     def __init__(self, scale: int, antialiasing: bool = True, quantize: bool = True) -> None:
@@ -69,9 +72,10 @@ class BicubicDegradation:
         self.antialiasing = antialiasing
         self.quantize = quantize
 
-    def __call__(self, hr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
-        """``scale`` overrides the configured factor for this batch (multi-scale training)."""
-        scale = self.scale if scale is None else int(scale)
+    def __call__(self, batch: SRBatch) -> SRBatch:
+        batch = batch.to_float()
+        hr = batch.hr
+        scale = self.scale if batch.scale is None else int(batch.scale)
         h, w = hr.shape[-2:]
         if h % scale or w % scale:
             raise ValueError(f"HR size {h}x{w} is not a multiple of the scale {scale}: modcrop the image first")
@@ -79,7 +83,7 @@ class BicubicDegradation:
             lr = imresize(hr.float(), 1.0 / scale, antialiasing=self.antialiasing)
         if self.quantize:
             lr = (lr.clamp(0, 1) * 255.0).round() / 255.0
-        return lr
+        return batch.replace(lr=lr)
 
     def __repr__(self) -> str:
         return f"BicubicDegradation(scale={self.scale}, antialiasing={self.antialiasing}, quantize={self.quantize})"
@@ -230,8 +234,8 @@ def _jpeg_subset(x: torch.Tensor, rng: _Rng, quality_range: tuple[float, float],
     return out
 
 
-class _RandomDegradation:
-    """Seeding, fp32/no-autocast/no-grad wrapping and the ``deg(hr)`` / ``degrade_batch`` interface."""
+class _RandomDegradation(Degradation):
+    """Seeding, fp32/no-autocast/no-grad wrapping and the ``deg(batch)`` interface."""
 
     def __init__(self, scale: int, seed: int) -> None:
         if int(scale) != scale or scale < 1:
@@ -263,25 +267,18 @@ class _RandomDegradation:
                 self._pending_rng = None
         return self._train_rng
 
-    def __call__(self, hr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
-        """Deterministic LR of ``hr`` (validation mode of :meth:`degrade_batch`)."""
-        squeeze = hr.ndim == 3
-        out = self.degrade_batch(hr.unsqueeze(0) if squeeze else hr, training=False, scale=scale)["lr"]
-        return out[0] if squeeze else out
+    def __call__(self, batch: SRBatch) -> SRBatch:
+        """``batch.hr`` (B, C, H, W) -> the batch with ``lr`` and ``hr`` (and pipeline extras) of the pipeline.
 
-    def degrade_batch(self, hr: torch.Tensor, training: bool = True, scale: int | None = None) -> dict:
-        """HR (B, C, H, W) float in [0, 1] (uint8 accepted) -> dict with ``lr``, ``hr`` (and pipeline extras).
-
-        ``training=True`` draws from the advancing training generators (and may use a pair pool);
-        ``training=False`` is deterministic per call. ``scale`` overrides the configured factor.
+        ``batch.training`` draws from the advancing training generators (and may use a pair pool); a validation
+        batch is deterministic per call. ``batch.scale`` overrides the configured factor.
         """
-        if hr.ndim != 4:
-            raise ValueError(f"degrade_batch expects (B, C, H, W), got shape {tuple(hr.shape)}")
-        hr = hr.float().div(255.0) if hr.dtype == torch.uint8 else hr.float()
-        scale = self.scale if scale is None else int(scale)
+        batch = batch.to_float()
+        hr, training = batch.hr.float(), batch.training
+        scale = self.scale if batch.scale is None else int(batch.scale)
         rng = self._rng(training, hr.device, hr)
         with torch.no_grad(), autocast_off(hr.device), exact_fp32():
-            return self._degrade(hr.contiguous(), scale, rng, training)
+            return batch.replace(**{"hr_usm": None, **self._degrade(hr.contiguous(), scale, rng, training)})
 
     # ---- resuming ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
+from src.data.batch import collate
 from src.degradations import imresize
+from src.degradations.base import Degradation
 from src.evaluation.metric_suite import MetricSuite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel, stack_vertically
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
@@ -17,7 +19,7 @@ from src.evaluation.results import ImageScore, SetScore, markdown_table, summari
 def heldout_report(
     model: Callable[[torch.Tensor], torch.Tensor],
     items: list[dict],
-    degradation: Callable[[torch.Tensor], torch.Tensor] | None,
+    degradation: Degradation | None,
     scale: int,
     method_name: str,
     set_name: str,
@@ -40,13 +42,12 @@ def heldout_report(
     scores: list[ImageScore] = []
     panels = []
     for index, item in enumerate(items):
-        hr = item["hr"].float().div(255.0).unsqueeze(0).to(device)
-        if "lr" in item:
-            lr = item["lr"].float().div(255.0).unsqueeze(0).to(device)
-        elif degradation is not None:
-            lr = degradation(hr)
-        else:
-            raise ValueError(f"held-out image {item['name']} has no LR and no degradation was given")
+        batch = collate([item], training=False).to(device).to_float()
+        if batch.lr is None:
+            if degradation is None:
+                raise ValueError(f"held-out image {item['name']} has no LR and no degradation was given")
+            batch = degradation(batch)
+        hr, lr = batch.hr, batch.lr
         sr = model(lr).clamp(0, 1)[0]
         bicubic = imresize(lr, float(scale)).clamp(0, 1)[0]
         for name, out in ((method_name, sr), ("bicubic", bicubic)):

@@ -18,6 +18,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from src.data.batch import SRBatch
 from src.losses import GANLoss, RelativisticGANLoss, gradient_penalty
 from src.methods.guard import GanCollapseMonitor, restore_running_stats, snapshot_running_stats
 from src.methods.supervised import SupervisedSR, _plain
@@ -35,7 +36,7 @@ class AdversarialSR(SupervisedSR):
         optimizer_d / lr_scheduler_d: the discriminator's optimizer and schedule (``_partial_`` configs).
         net_d_iters: the generator's adversarial term and the discriminator step run every N steps.
         net_d_init_iters: steps of content-only training before the adversarial game starts.
-        gan_target_usm: show the discriminator the USM-sharpened HR (``batch["hr_usm"]``) as real (Real-ESRGAN:
+        gan_target_usm: show the discriminator the USM-sharpened HR (``batch.hr_usm``) as real (Real-ESRGAN:
             False; its content terms use it: ``content_target_usm``, a :class:`SupervisedSR` argument).
         pretrained: generator initialisation (the PSNR-stage checkpoint, any format ``model.weights`` takes).
         grad_clip_d: clip the discriminator's gradient norm (``trainer.gradient_clip_val`` cannot be used with
@@ -119,10 +120,10 @@ class AdversarialSR(SupervisedSR):
     def _adversarial_active(self, step: int) -> bool:
         return step >= self.hparams.net_d_init_iters and step % self.hparams.net_d_iters == 0
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    def training_step(self, batch: SRBatch, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        lr, hr = batch["lr"], batch["hr"]
-        hr_usm = batch.get("hr_usm", hr)
+        lr, hr = batch.lr, batch.hr
+        hr_usm = batch.hr_usm if batch.hr_usm is not None else hr
         content_target = hr_usm if self.hparams.content_target_usm else hr
         gan_target = hr_usm if self.hparams.gan_target_usm else hr
         step, n = self.global_step, lr.shape[0]

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
+from src.data.batch import SRBatch
 from src.degradations import imresize
 from src.evaluation.metric_suite import build_metric_suite
 from src.imaging.colorspace import rgb_to_y
@@ -81,7 +82,7 @@ class SupervisedSR(L.LightningModule):
         ema_decay: keep an exponential moving average of the network weights (``sr_ema``; BasicSR/Real-ESRGAN use
             0.999), updated after every optimizer step; in eval mode (validation, the final report, export) the
             module runs the EMA weights. ``None``: no EMA.
-        content_target_usm: compute the loss against the USM-sharpened HR (``batch["hr_usm"]``, made by the
+        content_target_usm: compute the loss against the USM-sharpened HR (``batch.hr_usm``, made by the
             Real-ESRGAN degradation), as Real-ESRNet/Real-ESRGAN do; the plain HR when the batch has none.
         guard: the divergence guard (``guard`` of ``conf/train.yaml``, :mod:`src.methods.guard`): a non-finite
             loss skips its optimizer update (weights, optimizer state and EMA untouched; the step still counts
@@ -203,12 +204,12 @@ class SupervisedSR(L.LightningModule):
         if prog_bar and self.global_step % interval == 0:
             self.log(name, value.detach(), prog_bar=True, logger=False, batch_size=batch_size)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: SRBatch, batch_idx: int) -> torch.Tensor:
         stats = snapshot_running_stats(self.sr)
-        lr, hr = batch["lr"], batch["hr"]
-        if self.hparams.content_target_usm:
-            hr = batch.get("hr_usm", hr)
-        scale = batch.get("scale")  # multi-scale training (VDSR): the scale drawn for this batch
+        lr, hr = batch.lr, batch.hr
+        if self.hparams.content_target_usm and batch.hr_usm is not None:
+            hr = batch.hr_usm
+        scale = batch.scale  # multi-scale training (VDSR): the scale drawn for this batch
         if self.hparams.color == "y":
             pred, target = self.sr.predict_y(lr, scale), rgb_to_y(hr)
         else:
@@ -299,16 +300,17 @@ class SupervisedSR(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         self.val_name = getattr(datamodule, "val_name", "val")
 
-    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+    def validation_step(self, batch: SRBatch, batch_idx: int) -> dict:
         """Scores the SR output in fp32: the network runs with autocast off whatever ``trainer.precision``, so
         ``val/*`` (and checkpoint selection) equal what the final report and ``evaluate`` compute."""
-        lr, hr = batch["lr"], batch["hr"]
+        lr, hr = batch.lr, batch.hr
         with torch.autocast(device_type=lr.device.type, enabled=False):
             sr = self(lr.to(self._param_dtype())).float().clamp(0, 1)
         hr = hr.float()
         values = self.metric_suite.score(sr[0], hr[0], self.hparams.scale)
-        self._val_values.append({"_index": int(batch["index"][0]) if "index" in batch else batch_idx, **values})
-        return {"sr": sr, "name": batch["name"][0], **values}
+        index = int(batch.indices[0]) if batch.indices is not None else batch_idx
+        self._val_values.append({"_index": index, **values})
+        return {"sr": sr, "name": batch.names[0] if batch.names is not None else str(index), **values}
 
     def _param_dtype(self) -> torch.dtype:
         """dtype of the network's floating parameters (float32 unless a ``-true`` precision converted them)."""

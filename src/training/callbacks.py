@@ -21,6 +21,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
+from src.data.batch import SRBatch
 from src.degradations import imresize
 from src.evaluation.panels import comparison_panel, detailed_crop
 from src.evaluation.report import nearest_upscale
@@ -43,7 +44,7 @@ class ValidationPanels(Callback):
         trainer: Trainer,
         pl_module: LightningModule,
         outputs: dict | None,
-        batch: dict,
+        batch: SRBatch,
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
@@ -52,9 +53,9 @@ class ValidationPanels(Callback):
         targets = [lg for lg in trainer.loggers if isinstance(lg, (WandbLogger, TensorBoardLogger))]
         if not targets or not isinstance(outputs, dict) or "sr" not in outputs:
             return
-        hr = batch["hr"][0].detach().float().cpu()
+        hr = batch.hr[0].detach().float().cpu()
         sr = outputs["sr"][0].detach().float().cpu()
-        lr = batch["lr"][0].detach().float().cpu()
+        lr = batch.lr[0].detach().float().cpu()
         with torch.no_grad():
             bicubic = imresize(lr.unsqueeze(0), float(pl_module.hparams.scale)).clamp(0, 1)[0]
         lr_nearest = nearest_upscale(lr, tuple(hr.shape[-2:]))
@@ -82,9 +83,9 @@ class EpochTimer(Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._start, self._paused, self._batches = time.perf_counter(), 0.0, 0
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch: SRBatch, batch_idx) -> None:
         self._batches += 1
-        self._batch_size = batch["hr"].shape[0]
+        self._batch_size = len(batch)
 
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._val_start = time.perf_counter()

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config.schema import TrainConfig
 from src.config.validation import ConfigError, validate
+from src.data.batch import collate
 from src.evaluation.heldout import heldout_report
 from src.evaluation.metric_suite import build_metric_suite
 from src.methods.guard import DivergenceError, guard_settings
@@ -375,9 +376,10 @@ def _weights_finite(module: torch.nn.Module) -> bool:
 def _output_finite(method: torch.nn.Module, item: dict, degradation) -> bool:
     """Whether the (eval-mode, CPU) model gives a finite SR image for one held-out item: finite weights can still
     overflow (a diverged network at 1e30)."""
-    hr = item["hr"].float().div(255.0).unsqueeze(0)
-    lr = item["lr"].float().div(255.0).unsqueeze(0) if "lr" in item else degradation(hr)
-    return bool(torch.isfinite(method(lr)).all())
+    batch = collate([item], training=False).to_float()
+    if batch.lr is None:
+        batch = degradation(batch)
+    return bool(torch.isfinite(method(batch.lr)).all())
 
 
 def _final_report(cfg, method, datamodule, degradation, checkpoint, out: Path,

@@ -2,7 +2,7 @@
 
 Input: a 16 x 3 x 256 x 256 batch of crops of scikit-image's sample photos (float32 in [0, 1]), scale 4.
 
-* ``ours``: ``RealESRGANDegradation(queue_size=0).degrade_batch(hr, training=True)`` (USM of the HR, two
+* ``ours``: ``RealESRGANDegradation(queue_size=0)(SRBatch(hr=hr, training=True))`` (USM of the HR, two
   degradation rounds, final resize+sinc / JPEG): per-sample kernels built in one batch, one grouped convolution
   per blur, batched noise and JPEG, separable USM.
 * ``loop``: what most CPU data pipelines do (e.g. Real-ESRGAN's own ``degradations.py`` helpers and
@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from src.data.batch import SRBatch  # noqa: E402
 from src.degradations import RealESRGANDegradation, filter2d, jpeg, usm_sharp  # noqa: E402
 from src.degradations.kernels import random_blur_kernels  # noqa: E402
 from src.degradations.noise import poisson_noise  # noqa: E402
@@ -258,7 +259,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def ours():
-        deg.degrade_batch(hr, training=True)["lr"].sum().item()
+        deg(SRBatch(hr=hr, training=True)).lr.sum().item()
         sync()
 
     import src.degradations.pipelines as pipelines

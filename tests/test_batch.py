@@ -198,3 +198,10 @@ def test_configured_degradations_are_the_interface():
 
     for name in ("bicubic", "classical", "realesrgan"):
         assert isinstance(instantiate(compose_train(f"degradation={name}").degradation), Degradation), name
+
+
+def test_a_datamodule_refuses_a_callable_that_is_not_a_degradation():
+    with pytest.raises(ValueError, match=r"degradation: function is not a degradation pipeline; expected a "
+                                         r"src.degradations.base.Degradation \(SRBatch -> SRBatch\)"):
+        SampleDataModule(scale=2, degradation=lambda hr: hr[..., ::2, ::2], train_photos=["chelsea"],
+                         val_photos=["coffee"], patch_size=16)

@@ -156,6 +156,9 @@ class SRDataModule(L.LightningDataModule):
         if on_bad_file not in ON_BAD_FILE:
             raise ValueError(f"data.on_bad_file={on_bad_file!r}: expected one of {', '.join(ON_BAD_FILE)}")
         self.on_bad_file = on_bad_file
+        if degradation is not None and not isinstance(degradation, Degradation):
+            raise ValueError(f"degradation: {type(degradation).__qualname__} is not a degradation pipeline; expected "
+                             "a src.degradations.base.Degradation (SRBatch -> SRBatch), e.g. degradation=bicubic")
         self._checked: dict[Path, str | None] = {}
         self._warned: set[Path] = set()
         self.train_scales = [int(s) for s in train_scales] if train_scales else None

@@ -1,4 +1,5 @@
-"""Image file I/O: the only place where uint8/uint16 pixels meet float tensors.
+"""Image file I/O: where the pixels of files (8 or 16 bit) become float tensors and back. (Training and
+validation batches stay uint8 from the file to the device; :meth:`src.data.batch.SRBatch.to_float` converts them.)
 
 Inside srsuite an image is a float32 tensor (C, H, W) with values in [0, 1]. Files are converted on load:
 grayscale stays one channel unless ``channels=3`` is asked for, RGBA loses its alpha (with a warning),

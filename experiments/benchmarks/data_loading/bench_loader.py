@@ -131,6 +131,7 @@ def run(dirs: list[Path], workers: int, cache: bool, persistent: bool, pin: bool
         loader = DataLoader(
             ref.dataset, batch_size=ref.batch_size, sampler=RandomSampler(ref.dataset, num_samples=samples),
             drop_last=ref.drop_last, num_workers=workers, pin_memory=pin, persistent_workers=persistent and workers > 0,
+            collate_fn=ref.collate_fn,
         )  # fmt: skip
         rates, first, total = [], None, 0
         cpu0 = _cpu_seconds()
@@ -139,8 +140,8 @@ def run(dirs: list[Path], workers: int, cache: bool, persistent: bool, pin: bool
             for batch in loader:
                 if first is None:
                     first = time.perf_counter() - t0
-                assert batch["hr"].dtype == torch.uint8 and batch["hr"].shape[1:] == (3, PATCH, PATCH)
-                n += batch["hr"].shape[0]
+                assert batch.hr.dtype == torch.uint8 and batch.hr.shape[1:] == (3, PATCH, PATCH)
+                n += len(batch)
             rates.append(n / (time.perf_counter() - t0))
             total += n
         del loader  # joins persistent workers, so that their CPU time is counted

@@ -139,6 +139,18 @@ def test_to_copies_to_accelerators_without_blocking():
     assert batch.to("cpu").hr is batch.hr  # no copy to the same device
 
 
+def test_pin_memory_pins_every_tensor(monkeypatch):
+    """A ``DataLoader(pin_memory=True)`` calls ``SRBatch.pin_memory`` (page-locking needs CUDA, so here each
+    tensor's ``pin_memory`` is recorded instead; the real pinning is a GPU check: experiments/gpu_check)."""
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: pinned.append(tuple(self.shape)) or self.clone())
+    batch = collate(_val_items(), training=False)
+    out = batch.pin_memory()
+    assert sorted(pinned) == sorted([(2, 3, 16, 16), (2,)])
+    assert isinstance(out, SRBatch) and out.names == batch.names and out.training is False
+    assert torch.equal(out.hr, batch.hr) and out.hr is not batch.hr
+
+
 def test_lightning_fit_delivers_typed_batches_with_the_flag(tmp_path):
     """Through a real Trainer: training batches arrive as float SRBatch with ``training=True`` and the LR made by
     the degradation; validation batches with ``training=False`` and their names."""

@@ -13,6 +13,8 @@ GPU half (needs CUDA):
   cuda_vs_cpu/<pipeline>  the LR batch of every degradation for the same seed, CUDA vs CPU (Poisson noise off: its
                           fields are drawn on the device); share of 8-bit levels that differ
   syncs/<pipeline>        host-device synchronisations per training batch (torch.cuda.set_sync_debug_mode)
+  batch/pinned_transfer   an SRBatch from a pinning DataLoader worker is in page-locked memory, and Lightning's
+                          device move puts every tensor on the GPU unchanged (names and training flag kept)
   memory/<net>/<tile>     peak GPU memory of RRDBNet / EDSR x4 inference on a 2040x1356 (DIV2K-size) LR image
   upscale/fp16_vs_fp32    PSNR of fp16 against fp32 output of RRDBNet (random weights; NaN-free)
 
@@ -221,6 +223,31 @@ SMALL = {
 }
 
 
+def check_batch_transfer(chk: Checker) -> None:
+    from functools import partial
+
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+    from torch.utils.data import DataLoader
+
+    from src.data.batch import collate
+
+    items = [{"hr": torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8), "name": f"{i}.png", "index": i}
+             for i in range(4)]
+
+    def run() -> tuple[bool, str]:
+        loader = DataLoader(items, batch_size=2, num_workers=1, pin_memory=True,
+                            collate_fn=partial(collate, training=False))
+        batch = next(iter(loader))
+        pinned = batch.hr.is_pinned() and batch.indices.is_pinned()
+        moved = move_data_to_device(batch, torch.device("cuda")).to_float()
+        torch.cuda.synchronize()
+        on_gpu = moved.hr.is_cuda and moved.indices.is_cuda
+        same = torch.equal(moved.hr.cpu() * 255, batch.hr.float()) and moved.names == ["0.png", "1.png"]
+        return pinned and on_gpu and same and not moved.training, f"pinned {pinned}, on GPU {on_gpu}, equal {same}"
+
+    chk.check("batch/pinned_transfer", run)
+
+
 def check_smoke(chk: Checker, device: torch.device, precisions: list[str], small: bool) -> None:
     import lightning as L
     from hydra import compose, initialize_config_dir
@@ -343,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         check_cuda_vs_cpu(chk)
         check_syncs(chk)
+        check_batch_transfer(chk)
         check_memory_and_fp16(chk)
     check_smoke(chk, device, ["bf16-mixed", "16-mixed"] if cuda else ["bf16-mixed"], small=not cuda)
     name = device_name(args.cpu)

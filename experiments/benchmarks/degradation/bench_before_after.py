@@ -7,7 +7,8 @@ same random draws (same kernels, resize factors, noise, JPEG qualities): the per
 It also reports the largest difference between the two LR batches.
 
 Input: the 16 x 3 x 256 x 256 batch of ``bench_realesrgan.py``, scale 4, ``RealESRGANDegradation(queue_size=0)``
-with the published defaults, ``degrade_batch(hr, training=True)``.
+with the published defaults, on training batches (``deg(SRBatch(hr=hr, training=True))``; revisions before the
+typed batch: ``deg.degrade_batch(hr, training=True)``).
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/benchmarks/degradation/bench_before_after.py --base <rev>
 """
@@ -32,12 +33,17 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def import_pipeline(root: Path):
-    """``RealESRGANDegradation`` from the ``src`` package under ``root``, then forget that package's modules."""
+    """(``RealESRGANDegradation`` from the ``src`` package under ``root``, a function ``(deg, hr) -> LR`` of a
+    training batch in that revision's interface), then forget that package's modules."""
     sys.path.insert(0, str(root))
     try:
         from src.degradations.pipelines import RealESRGANDegradation
 
-        return RealESRGANDegradation
+        if (root / "src" / "data" / "batch.py").is_file():
+            from src.data.batch import SRBatch
+
+            return RealESRGANDegradation, lambda deg, hr: deg(SRBatch(hr=hr, training=True)).lr
+        return RealESRGANDegradation, lambda deg, hr: deg.degrade_batch(hr, training=True)["lr"]
     finally:
         sys.path.remove(str(root))
         for name in [n for n in sys.modules if n == "src" or n.startswith("src.")]:
@@ -56,21 +62,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
-        base_cls = import_pipeline(Path(tmp))
-        head_cls = import_pipeline(REPO)
+        base_cls, base_lr = import_pipeline(Path(tmp))
+        head_cls, head_lr = import_pipeline(REPO)
         sys.path.insert(0, str(REPO / "experiments" / "benchmarks" / "degradation"))
         from bench_realesrgan import cpu_name, sample_batch
 
         hr = sample_batch()
         base, head = base_cls(scale=4, seed=0, queue_size=0), head_cls(scale=4, seed=0, queue_size=0)
-        base.degrade_batch(hr, training=True), head.degrade_batch(hr, training=True)  # warm-up, same draws
+        calls = {"base": (base, base_lr), "head": (head, head_lr)}
+        base_lr(base, hr), head_lr(head, hr)  # warm-up, same draws
         times = {"base": [], "head": []}
         diff = 0.0
         for _ in range(args.iters):
             outs = {}
-            for name, deg in (("base", base), ("head", head)):
+            for name, (deg, lr_of) in calls.items():
                 start = time.perf_counter()
-                outs[name] = deg.degrade_batch(hr, training=True)["lr"]
+                outs[name] = lr_of(deg, hr)
                 times[name].append(time.perf_counter() - start)
             diff = max(diff, (outs["base"] - outs["head"]).abs().max().item())
     ratios = [h / b for b, h in zip(times["base"], times["head"], strict=True)]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import pytest
 import torch
 
 from src.evaluation.benchmark import generate_lr, load_benchmark_set
 from src.evaluation.results import ImageScore, markdown_table, summarize
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("set_name", ["Set5", "Set14"])
@@ -53,3 +58,99 @@ def test_summary_is_mean_of_per_image_scores():
     ]
     table = markdown_table(rows)
     assert "| m | x2 | 32.00 / 0.8500 | 20.00 / 0.5000 |" in table
+
+
+# ---- evaluation protocol options (benchmarks.gray / quantize_lr, metrics.quantize_sr; conf/protocol/) -----------
+def test_gray_as_rgb_scores_the_y_of_the_replicated_gray(benchmarks_root):
+    """Set14's one-channel bridge.png read as RGB: its Y is 16 + 219/255 · gray, so every error shrinks by 219/255
+    and the PSNR rises by exactly 20·log10(255/219) = 1.3228 dB (unrounded Y, float SR)."""
+    from src.degradations import imresize
+    from src.evaluation.benchmark import score_set
+    from src.evaluation.metric_suite import MetricSuite
+
+    as_gray = [i for i in load_benchmark_set(benchmarks_root, "Set14", 4) if i.name == "bridge.png"]
+    as_rgb = [i for i in load_benchmark_set(benchmarks_root, "Set14", 4, gray="as_rgb") if i.name == "bridge.png"]
+    assert as_gray[0].hr.shape[0] == 1 and as_rgb[0].hr.shape[0] == 3 and as_rgb[0].lr.shape[0] == 3
+    assert torch.equal(as_rgb[0].hr, as_gray[0].hr.expand(3, -1, -1))
+    assert torch.equal(as_rgb[0].lr, as_gray[0].lr.expand(3, -1, -1))
+
+    def bicubic(lr: torch.Tensor) -> torch.Tensor:
+        return imresize(lr, 4.0)
+
+    suite = MetricSuite(y_rounding=False, quantize_sr=False)
+    (gray,), _ = score_set(bicubic, as_gray, "bicubic", "Set14", 4, suite)
+    (rgb,), _ = score_set(bicubic, as_rgb, "bicubic", "Set14", 4, suite)
+    assert rgb.psnr_y - gray.psnr_y == pytest.approx(20 * math.log10(255 / 219), abs=1e-6)
+    (rounded,), _ = score_set(bicubic, as_rgb, "bicubic", "Set14", 4)  # the 8-bit protocol: within rounding noise
+    assert rounded.psnr_y - gray.psnr_y == pytest.approx(1.32, abs=0.03)
+
+
+def test_quantize_lr_false_keeps_imresize_of_the_double_hr(benchmarks_root):
+    from src.degradations import imresize
+
+    rounded = load_benchmark_set(benchmarks_root, "Set5", 4, lr_mode="generate")
+    exact = load_benchmark_set(benchmarks_root, "Set5", 4, lr_mode="generate", quantize_lr=False)
+    for a, b in zip(rounded, exact):
+        assert torch.equal(b.lr, imresize(b.hr, 0.25))
+        assert torch.equal(a.lr, (b.lr.clamp(0, 1) * 255).round() / 255)
+        assert not torch.equal(a.lr, b.lr)
+        inside = (b.lr >= 0) & (b.lr <= 1)  # overshoots of the bicubic kernel are clamped by the rounding
+        assert 0.4 / 255 < (a.lr - b.lr)[inside].abs().max() <= 0.5 / 255 + 1e-7  # the 8-bit rounding left out
+
+
+def test_quantize_sr_false_scores_the_float_sr():
+    """PSNR with ``quantize_sr=False``: the float SR's MATLAB Y (not rounded) against the HR's, by hand."""
+    from src.evaluation.metric_suite import MetricSuite
+    from src.metrics import psnr
+
+    g = torch.Generator().manual_seed(3)
+    hr = (torch.rand(3, 40, 36, generator=g) * 255).round() / 255
+    sr = (hr + 0.01 * torch.randn(3, 40, 36, generator=g)).clamp(0, 1)
+
+    def y(img: torch.Tensor) -> torch.Tensor:
+        r, gg, b = (img.double() * 255)[:, 4:-4, 4:-4]
+        return 16 + (65.481 * r + 128.553 * gg + 24.966 * b) / 255
+
+    expected = 10 * math.log10(255**2 / float(((y(sr) - y(hr)) ** 2).mean()))
+    values = MetricSuite(y_rounding=False, quantize_sr=False).score(sr, hr, 4)
+    assert values["psnr_y"] == pytest.approx(expected, abs=1e-9)
+    assert psnr(sr, hr, 4, y_rounding=False) != pytest.approx(expected, abs=1e-3)  # 8-bit SR: another number
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["benchmarks.quantize_lr=false"],
+     "benchmarks.quantize_lr=false needs benchmarks.lr=generate (got auto): LR files hold 8-bit values"),
+    (["benchmarks.gray=rgb"], "benchmarks.gray='rgb': expected one of as_gray, as_rgb"),
+    (["benchmarks.quantize_lr=no"], "benchmarks.quantize_lr='no': expected true or false"),
+    (["metrics.quantize_sr=1"], "metrics.quantize_sr=1: expected true or false"),
+])
+def test_protocol_options_are_checked_before_anything_runs(tmp_path, overrides, message):
+    from hydra import compose, initialize_config_dir
+
+    import src.config.validation  # noqa: F401  (resolvers)
+    from src.config.validation import ConfigError
+    from src.evaluation.run import evaluate
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("evaluate", overrides=["model=bicubic", "benchmarks.scales=[4]", *overrides])
+    with pytest.raises((ConfigError, ValueError)) as info:
+        evaluate(cfg, tmp_path)
+    assert str(info.value) == message
+    assert not list(tmp_path.iterdir())
+
+
+def test_protocol_presets_set_the_documented_options():
+    from hydra import compose, initialize_config_dir
+
+    import src.config.validation  # noqa: F401  (resolvers)
+
+    def options(*overrides):
+        with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+            cfg = compose("evaluate", overrides=list(overrides))
+        b, m = cfg.benchmarks, cfg.metrics
+        return b.lr, b.matlab, b.gray, b.quantize_lr, m.quantize_sr, m.y_rounding
+
+    assert options() == options("protocol=default") == ("auto", "current", "as_gray", True, True, True)
+    assert options("protocol=gray_as_rgb") == ("auto", "current", "as_rgb", True, True, True)
+    assert options("protocol=lapsrn") == ("generate", "current", "as_rgb", False, True, False)
+    assert options("protocol=lapsrn", "benchmarks.gray=as_gray")[2] == "as_gray"  # command line wins

@@ -1,21 +1,28 @@
-"""LapSRN's own evaluation protocol (phoenix104104/LapSRN ``evaluate_LapSRN_dataset.m``) next to ours, with the
-released LapSRN weights, to show where their published numbers and ours part.
+"""LapSRN's published numbers and our default protocol, step by step, with the released LapSRN weights and the
+evaluation options of ``python -m src.evaluate`` (``benchmarks.gray`` / ``quantize_lr``, ``metrics.y_rounding`` /
+``quantize_sr``; step 4 is ``protocol=lapsrn``).
 
     OMP_NUM_THREADS=1 nice .venv/bin/python experiments/model_zoo/lapsrn_protocol.py --weights DIR \\
         [--runs Set5:2,Set5:4,Set14:4]
 
-The official MATLAB code: HR = im2double(imread) cropped to a multiple of the scale; LR = imresize(HR, 1/s) on the
-double image (never rounded to 8 bits); the network sees the Y of ``rgb2ycbcr`` of that double LR (a gray image:
-its gray values, no conversion); the PSNR is computed on the double Y (not rounded) with ``s`` px shaved. Ours:
-the shipped 8-bit LR files, SR rounded to 8 bits, MATLAB-rounded Y, gray images scored on gray values. Printed
-per set and scale: ours, then each of the official steps switched on in turn (float LR, float metric, gray image
-fed as gray).
+``DIR`` holds ``LapSRN_x<s>.mat`` (phoenix104104/LapSRN ``pretrained_models/``). Steps (each adds one option):
+
+1. ``default``: the shipped 8-bit LR files, SR rounded to 8 bits, MATLAB-rounded Y, a gray ground truth scored gray;
+2. ``gray_as_rgb``: Set14's ``bridge.png`` read as RGB (the authors' copy of Set14 holds it as RGB: their
+   ``rgb2ycbcr`` call fails on a one-channel image);
+3. LR = MATLAB ``imresize`` of the double HR, not rounded (``lr=generate matlab=current quantize_lr=false``), Y
+   still rounded: the first released ``test_LapSRN_dataset.m`` (``im2uint8`` then ``rgb2ycbcr`` of the uint8);
+4. Y not rounded (``y_rounding=false``) = ``protocol=lapsrn``: the later ``evaluate_LapSRN_dataset.m``
+   (``im2double(im2uint8(…))`` then ``rgb2ycbcr`` of the double);
+5. the SR not rounded either (``quantize_sr=false``), which no released LapSRN script does.
+
+Printed per set and scale: Y-PSNR / SSIM after each step.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import hashlib
 import sys
 from pathlib import Path
 
@@ -24,38 +31,35 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from src.archs import LapSRN  # noqa: E402
-from src.data.image_io import list_images, load_image  # noqa: E402
-from src.degradations import imresize, modcrop  # noqa: E402
-from src.evaluation.benchmark import load_benchmark_set, score_set  # noqa: E402
-from src.imaging.colorspace import rgb_to_ycbcr  # noqa: E402
-from src.methods.sr_forward import SRForward  # noqa: E402
-from src.weights.checkpoints import load_into  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+import src.config.validation  # noqa: E402,F401  (resolvers)
+from src.evaluation.benchmark import benchmark_options, load_benchmark_set, score_set  # noqa: E402
+from src.evaluation.metric_suite import build_metric_suite  # noqa: E402
+from src.weights.checkpoints import build_eval_model  # noqa: E402
+
+FLOAT_LR = ["benchmarks.lr=generate", "benchmarks.matlab=current", "benchmarks.quantize_lr=false"]
+STEPS = [
+    ("default", ["protocol=default"]),
+    ("+ gray as RGB", ["protocol=gray_as_rgb"]),
+    ("+ LR not rounded", ["protocol=gray_as_rgb", *FLOAT_LR]),
+    ("+ Y not rounded (protocol=lapsrn)", ["protocol=lapsrn"]),
+    ("+ SR not rounded", ["protocol=lapsrn", "metrics.quantize_sr=false"]),
+]
 
 
-def psnr_float(a: torch.Tensor, b: torch.Tensor, shave: int) -> float:
-    a, b = a[..., shave:-shave, shave:-shave].double(), b[..., shave:-shave, shave:-shave].double()
-    return -10 * math.log10(float(((a - b) ** 2).mean()))
+class Memo(torch.nn.Module):
+    """The wrapped model, run once per distinct LR tensor (steps that change only the scoring reuse the SR)."""
 
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.outputs = model, {}
 
-def official(net: torch.nn.Module, root: Path, set_name: str, scale: int, quantize_lr: bool, gray_raw: bool) -> float:
-    """Y-PSNR as LapSRN's MATLAB test code computes it (optionally with 8-bit LR / gray as Y)."""
-    values = []
-    for path in list_images(root / set_name / "HR"):
-        hr = modcrop(load_image(path), scale)
-        gray = hr.shape[0] == 1
-        lr = imresize(hr[None], 1 / scale)
-        if quantize_lr:
-            lr = (lr.clamp(0, 1) * 255).round() / 255
-        if gray and gray_raw:
-            y_lr, y_hr = lr[:, :1], hr[None]
-        else:
-            lr3, hr3 = (lr.expand(-1, 3, -1, -1), hr[None].expand(-1, 3, -1, -1)) if gray else (lr, hr[None])
-            y_lr, y_hr = rgb_to_ycbcr(lr3)[:, :1], rgb_to_ycbcr(hr3)[:, :1]
-        with torch.no_grad():
-            y_sr = net(y_lr)
-        values.append(psnr_float(y_sr, y_hr, scale))
-    return sum(values) / len(values)
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        key = hashlib.sha1(lr.contiguous().numpy().tobytes()).hexdigest() + str(tuple(lr.shape))
+        if key not in self.outputs:
+            self.outputs[key] = self.model(lr)
+        return self.outputs[key]
 
 
 def main() -> None:
@@ -67,15 +71,21 @@ def main() -> None:
     torch.set_num_threads(1)
     for run in args.runs.split(","):
         set_name, scale = run.split(":")[0], int(run.split(":")[1])
-        net = LapSRN(upscale=scale, depth=5 if scale == 8 else 10).eval()
-        load_into(net, args.weights / f"LapSRN_x{scale}.mat")
-        ours, _ = score_set(SRForward(net, scale, color="y").eval(),
-                            load_benchmark_set(args.benchmarks, set_name, scale), "lapsrn", set_name, scale)
-        row = {"ours": sum(s.psnr_y for s in ours) / len(ours)}
-        row["8-bit LR, float metric"] = official(net, args.benchmarks, set_name, scale, True, False)
-        row["float LR, float metric"] = official(net, args.benchmarks, set_name, scale, False, False)
-        row["float LR, float metric, gray fed raw"] = official(net, args.benchmarks, set_name, scale, False, True)
-        print(f"{set_name} x{scale}: " + "; ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+        net = None
+        row = []
+        for label, overrides in STEPS:
+            with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+                cfg = compose("evaluate", overrides=["model=lapsrn", f"scale={scale}",
+                                                     f"model.weights={args.weights / f'LapSRN_x{scale}.mat'}",
+                                                     *overrides])
+            net = net or Memo(build_eval_model(cfg.model, scale, None))
+            images = load_benchmark_set(args.benchmarks, set_name, scale, **benchmark_options(cfg.benchmarks))
+            with torch.no_grad():
+                scores, _ = score_set(net, images, "lapsrn", set_name, scale, build_metric_suite(cfg.metrics))
+            psnr = sum(s.psnr_y for s in scores) / len(scores)
+            ssim = sum(s.ssim_y for s in scores) / len(scores)
+            row.append(f"{label} {psnr:.3f} / {ssim:.4f}")
+        print(f"{set_name} x{scale}: " + "; ".join(row), flush=True)
 
 
 if __name__ == "__main__":

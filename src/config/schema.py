@@ -33,6 +33,7 @@ class MetricsConfig:
 
     names: list[str] = MISSING
     y_rounding: bool = MISSING
+    quantize_sr: bool = MISSING
     lpips_net: str = MISSING
     lpips_weights: str = MISSING
     ma_model: str | None = MISSING
@@ -101,6 +102,8 @@ class BenchmarksConfig:
     scales: Any = MISSING
     lr: str = MISSING
     matlab: str = MISSING
+    gray: str = MISSING
+    quantize_lr: bool = MISSING
 
 
 @dataclass

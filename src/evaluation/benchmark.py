@@ -5,6 +5,13 @@ Layout (any set name works: Set5, Set14, BSD100, Urban100, Manga109, your own)::
     <root>/<Set>/HR/<name>.png
     <root>/<Set>/LR_bicubic/X<s>/<name>.png     optional; same file names (or EDSR's <stem>x<s>.png); MATLAB
                                                 bicubic of modcrop(HR, s)
+
+Two choices of the protocol are made here (``benchmarks.*`` of ``conf/evaluate.yaml``; presets in
+``conf/protocol/``): ``gray`` — a one-channel ground truth (Set14's ``bridge.png``) stays gray (``as_gray``: scored on
+its gray values, as the SRCNN/VDSR MATLAB code does) or is read as RGB with three equal channels (``as_rgb``: scored
+on the Y of that RGB, 16 + 219/255 · gray, as code that reads every file as RGB does: IMDN's ``cv2.imread``, LapSRN's
+copy of Set14); ``quantize_lr`` — the generated LR is rounded to 8-bit levels like the published LR files (``true``)
+or kept as MATLAB ``imresize`` of the double HR (``false``: LapSRN's evaluation code).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from src.evaluation.metric_suite import MetricSuite
 from src.evaluation.results import ImageScore
 
 LR_MODES = ("auto", "files", "generate")
+GRAY_MODES = ("as_gray", "as_rgb")
+MATLAB_MODES = ("current", "legacy")
 LAYOUT = "<root>/<Set>/HR/<name>.png  [+ <root>/<Set>/LR_bicubic/X<s>/<name>.png]"
 
 
@@ -39,8 +48,9 @@ class BenchmarkImage:
 log = logging.getLogger(__name__)
 
 
-def generate_lr(hr: torch.Tensor, scale: int, matlab: str = "current") -> torch.Tensor:
-    """MATLAB-bicubic LR of a modcropped HR (C, H, W), rounded to 8-bit levels like the published files.
+def generate_lr(hr: torch.Tensor, scale: int, matlab: str = "current", quantize: bool = True) -> torch.Tensor:
+    """MATLAB-bicubic LR (C, H/s, W/s) of a modcropped HR (C, H, W) in [0, 1], rounded to 8-bit levels like the
+    published files (``quantize=False``: the float ``imresize`` output as it is, not clamped).
 
     ``matlab="current"``: today's ``imresize`` (mirror boundary, float arithmetic). ``"legacy"``: the older
     MATLAB that made the classic Set5/Set14 LR files (replicated boundary, each pass rounded to uint8);
@@ -52,17 +62,41 @@ def generate_lr(hr: torch.Tensor, scale: int, matlab: str = "current") -> torch.
         lr = imresize(hr, 1.0 / scale, boundary="replicate", emulate_uint8=True)
     else:
         raise ValueError(f"benchmarks.matlab={matlab!r}: expected 'current' or 'legacy'")
-    return (lr.clamp(0, 1) * 255.0).round() / 255.0
+    return (lr.clamp(0, 1) * 255.0).round() / 255.0 if quantize else lr
+
+
+def benchmark_options(node) -> dict:
+    """The LR / ground-truth options of a ``benchmarks`` config node as keyword arguments of
+    :func:`load_benchmark_set`, checked: ``lr``, ``matlab``, ``gray`` (one of their choices) and ``quantize_lr``
+    (a boolean; ``false`` needs ``lr=generate``: LR files are 8-bit). Raises :class:`ConfigError` naming the key."""
+    from src.config.validation import ConfigError
+
+    options = {"lr_mode": node.get("lr", "auto"), "matlab": node.get("matlab", "current"),
+               "gray": node.get("gray", "as_gray"), "quantize_lr": node.get("quantize_lr", True)}
+    for key, value, choices in (("lr", options["lr_mode"], LR_MODES), ("matlab", options["matlab"], MATLAB_MODES),
+                                ("gray", options["gray"], GRAY_MODES)):
+        if value not in choices:
+            raise ConfigError(f"benchmarks.{key}={value!r}: expected one of {', '.join(choices)}")
+    if not isinstance(options["quantize_lr"], bool):
+        raise ConfigError(f"benchmarks.quantize_lr={options['quantize_lr']!r}: expected true or false")
+    if not options["quantize_lr"] and options["lr_mode"] != "generate":
+        raise ConfigError(f"benchmarks.quantize_lr=false needs benchmarks.lr=generate (got {options['lr_mode']}): "
+                          "LR files hold 8-bit values")
+    return options
 
 
 def load_benchmark_set(
-    root: str | Path, set_name: str, scale: int, lr_mode: str = "auto", matlab: str = "current"
+    root: str | Path, set_name: str, scale: int, lr_mode: str = "auto", matlab: str = "current",
+    gray: str = "as_gray", quantize_lr: bool = True,
 ) -> list[BenchmarkImage]:
     """Read ``<root>/<set_name>`` at ``scale``. ``lr_mode``: ``auto`` uses LR files when the folder exists and
     generates them otherwise; ``files`` requires them; ``generate`` always makes them with our imresize
-    (``matlab`` selects the imresize flavour, see :func:`generate_lr`)."""
+    (``matlab`` selects the imresize flavour, ``quantize_lr`` the 8-bit rounding, see :func:`generate_lr`).
+    ``gray="as_rgb"``: a one-channel HR (and its LR) is read as three equal channels (see the module docstring)."""
     if lr_mode not in LR_MODES:
         raise ValueError(f"benchmarks.lr={lr_mode!r}: expected one of {LR_MODES}")
+    if gray not in GRAY_MODES:
+        raise ValueError(f"benchmarks.gray={gray!r}: expected one of {GRAY_MODES}")
     set_dir = Path(root) / set_name
     hr_dir = set_dir / "HR"
     if not hr_dir.is_dir():
@@ -77,6 +111,8 @@ def load_benchmark_set(
     images = []
     for hr_path in list_images(hr_dir):
         hr = modcrop(load_image(hr_path), scale)
+        if gray == "as_rgb" and hr.shape[0] == 1:
+            hr = hr.expand(3, -1, -1).contiguous()
         if use_files:
             lr_path = lr_dir / hr_path.name
             if not lr_path.is_file():  # EDSR's benchmark.tar names them <stem>x<s>.png
@@ -93,7 +129,8 @@ def load_benchmark_set(
                 )
             images.append(BenchmarkImage(hr_path.name, hr, lr, "file"))
         else:
-            images.append(BenchmarkImage(hr_path.name, hr, generate_lr(hr, scale, matlab), "imresize"))
+            images.append(BenchmarkImage(hr_path.name, hr, generate_lr(hr, scale, matlab, quantize_lr),
+                                         "imresize"))
     if not images:
         raise FileNotFoundError(f"no images in {hr_dir.resolve()}")
     return images

@@ -33,6 +33,7 @@ class MetricSuite:
     Args:
         names: metrics to report, from :data:`ALL_METRICS` (``psnr_y`` and ``ssim_y`` are always included).
         y_rounding: MATLAB-rounded Y (``False``: BasicSR's unrounded Y).
+        quantize_sr: round SR (and HR) to 8-bit levels before the full-reference metrics (``False``: the float SR).
         lpips_net: ``alex`` | ``vgg``; lpips_weights: ``pretrained`` (local files) | ``random`` (tests only).
         ma_model: path of Ma et al.'s trained model (``model.mat``); needed for ``ma``, optional for ``pi``.
         nr_crop_border: border shaved before no-reference metrics and RMSE (PIRM 2018: 4).
@@ -40,6 +41,7 @@ class MetricSuite:
 
     names: Sequence[str] = ("psnr_y", "ssim_y")
     y_rounding: bool = True
+    quantize_sr: bool = True
     lpips_net: str = "alex"
     lpips_weights: str = "pretrained"
     ma_model: str | None = None
@@ -53,6 +55,9 @@ class MetricSuite:
             raise ValueError(f"metrics.names: unknown {unknown or '(empty)'}; valid: {', '.join(ALL_METRICS)}")
         if "ma" in self.names and not self.ma_model:
             raise ValueError("metrics.names has 'ma' but metrics.ma_model is not set (Ma et al.'s model.mat)")
+        for key in ("y_rounding", "quantize_sr"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"metrics.{key}={getattr(self, key)!r}: expected true or false")
         compute = [n for n in self.names if n in PER_IMAGE]
         for name in self.names:
             compute += [n for n in _NEEDS.get(name, ()) if n != "_ma" or self.ma_model]
@@ -67,13 +72,13 @@ class MetricSuite:
         return out
 
     def _one(self, name: str, sr: torch.Tensor, hr: torch.Tensor, scale: int) -> float:
-        r = self.y_rounding
+        r, q = self.y_rounding, self.quantize_sr
         if name in ("psnr_y", "psnr_rgb"):
-            return psnr(sr, hr, crop_border=scale, channel=name[5:], y_rounding=r)
+            return psnr(sr, hr, crop_border=scale, channel=name[5:], y_rounding=r, quantize_sr=q)
         if name in ("ssim_y", "ssim_rgb"):
-            return ssim(sr, hr, crop_border=scale, channel=name[5:], y_rounding=r)
+            return ssim(sr, hr, crop_border=scale, channel=name[5:], y_rounding=r, quantize_sr=q)
         if name == "ms_ssim":
-            return ms_ssim(sr, hr, crop_border=scale, y_rounding=r)
+            return ms_ssim(sr, hr, crop_border=scale, y_rounding=r, quantize_sr=q)
         if name == "lpips":
             hr3 = hr if hr.shape[0] == 3 else hr.expand(3, -1, -1)
             return lpips(sr, hr3, net=self.lpips_net, crop_border=scale, weights=self.lpips_weights)
@@ -82,7 +87,7 @@ class MetricSuite:
         if name in ("ma", "_ma"):
             return ma_score(sr, self.ma_model, crop_border=self.nr_crop_border)
         if name == "_mse_y":
-            a, b = prepare_for_scoring(sr, hr, self.nr_crop_border, "y", r)
+            a, b = prepare_for_scoring(sr, hr, self.nr_crop_border, "y", r, q)
             return float(((a - b) ** 2).mean())
         raise AssertionError(name)
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config.schema import EvaluateConfig
 from src.config.validation import ConfigError, validate
-from src.evaluation.benchmark import load_benchmark_set, score_set
+from src.evaluation.benchmark import benchmark_options, load_benchmark_set, score_set
 from src.evaluation.metric_suite import build_metric_suite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
@@ -109,6 +109,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     validate(cfg, EvaluateConfig, trainer_key=None)  # with benchmarks.*, samples.*, compare.*
     resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
     _check_tiling(cfg)
+    lr_options = benchmark_options(cfg.benchmarks)
     _resolve_auto(cfg)
     out_dir = Path(out_dir)
     device = pick_device(cfg.device)
@@ -125,9 +126,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
         model = with_inference_options(model, scale, cfg.ensemble, postprocess, cfg.bp_iterations, cfg.tile,
                                        cfg.tile_overlap)
         for set_name in cfg.benchmarks.sets:
-            images = load_benchmark_set(
-                cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab
-            )
+            images = load_benchmark_set(cfg.benchmarks.root, set_name, scale, **lr_options)
             set_scores, kept = score_set(model, images, name, set_name, scale, suite, device, keep_outputs=wanted,
                                           progress=True)
             scores.extend(set_scores)
@@ -331,6 +330,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
 
     validate(cfg, EvaluateConfig, trainer_key=None)  # with benchmarks.*, samples.*, compare.*
     _check_tiling(cfg)
+    lr_options = benchmark_options(cfg.benchmarks)
     compare = cfg.get("compare") or OmegaConf.create({"images": [], "crop": 96, "plot_metric": "auto"})
     if cfg.ckpt_path:
         raise ConfigError("ckpt_path is for one model; with methods=[…] give each method its own 'weights'")
@@ -370,9 +370,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
             models.append((spec.name, with_inference_options(model, scale, cfg.ensemble, postprocess,
                                                              cfg.bp_iterations, cfg.tile, cfg.tile_overlap)))
         for set_name in cfg.benchmarks.sets:
-            images = load_benchmark_set(
-                cfg.benchmarks.root, set_name, scale, cfg.benchmarks.lr, cfg.benchmarks.matlab
-            )
+            images = load_benchmark_set(cfg.benchmarks.root, set_name, scale, **lr_options)
             keep = {i.name for i in images if _wanted(samples_wanted | compare_wanted, set_name, i.name)}
             outputs: dict[str, dict[str, torch.Tensor]] = {}
             psnrs: dict[tuple[str, str], float] = {}

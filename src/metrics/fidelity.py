@@ -2,7 +2,8 @@
 
 Protocol (per image; a set's score is the mean of the per-image scores):
 
-1. ``quantize``: clamp to [0, 1], multiply by 255, round -> uint8 values (kept as float64).
+1. ``quantize``: clamp to [0, 1], multiply by 255, round -> uint8 values (kept as float64). ``quantize_sr=False``
+   skips the rounding (clamp and x255 only): the float network output is scored.
 2. Shave ``crop_border`` pixels (usually the scale factor) from every border.
 3. ``channel="y"``: an RGB image is converted to luminance with MATLAB ``rgb2ycbcr``
    (``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` for R, G, B in [0, 255]), rounded to an integer
@@ -112,6 +113,7 @@ def prepare_for_scoring(
     crop_border: int,
     channel: Channel = "y",
     y_rounding: bool = True,
+    quantize_sr: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply steps 1-3 of the protocol (quantize, shave, colour handling).
 
@@ -120,6 +122,7 @@ def prepare_for_scoring(
         crop_border: pixels shaved from every border (>= 0).
         channel: ``"y"`` (luminance) or ``"rgb"`` (all channels).
         y_rounding: round the luminance to integers as MATLAB does for uint8 images.
+        quantize_sr: round both images to 8-bit levels first (``False``: clamped floats x255).
 
     Returns:
         Two float64 tensors (K, H - 2b, W - 2b) of values in [0, 255]: K = 1 for Y or gray, 3 for RGB.
@@ -135,8 +138,12 @@ def prepare_for_scoring(
     if crop_border > 0:  # shaving first is equivalent and quantizes fewer pixels
         sr = sr[:, crop_border:-crop_border, crop_border:-crop_border]
         hr = hr[:, crop_border:-crop_border, crop_border:-crop_border]
-    sr_q = quantize(sr)
-    hr_q = quantize(hr.to(sr.device))
+    if quantize_sr:
+        sr_q = quantize(sr)
+        hr_q = quantize(hr.to(sr.device))
+    else:
+        sr_q = sr.detach().to(torch.float64).clamp(0.0, 1.0) * 255.0
+        hr_q = hr.detach().to(sr.device, torch.float64).clamp(0.0, 1.0) * 255.0
 
     if hr_q.shape[0] == 1:  # gray ground truth: score gray values, no Y conversion (MATLAB test code)
         if sr_q.shape[0] == 3:
@@ -163,6 +170,7 @@ def psnr(
     crop_border: int,
     channel: Channel = "y",
     y_rounding: bool = True,
+    quantize_sr: bool = True,
 ) -> float:
     """Paper-protocol PSNR in dB (peak 255, float64) of one image pair.
 
@@ -171,11 +179,12 @@ def psnr(
         crop_border: pixels shaved from every border (the scale factor in SR papers).
         channel: ``"y"`` (MATLAB luminance; gray images as they are) or ``"rgb"`` (MSE over all channels).
         y_rounding: round Y to integers as MATLAB does for uint8 images (``False``: BasicSR).
+        quantize_sr: round the images to 8-bit levels first (``False``: the float SR).
 
     Returns:
         PSNR in dB; ``inf`` for identical (quantized, shaved) images.
     """
-    a, b = prepare_for_scoring(sr, hr, crop_border, channel, y_rounding)
+    a, b = prepare_for_scoring(sr, hr, crop_border, channel, y_rounding, quantize_sr)
     return _psnr_255(a, b)
 
 
@@ -225,6 +234,7 @@ def ssim(
     crop_border: int,
     channel: Channel = "y",
     y_rounding: bool = True,
+    quantize_sr: bool = True,
 ) -> float:
     """Paper-protocol SSIM (Wang et al. 2004) of one image pair, in [-1, 1] (1 for identical images).
 
@@ -236,8 +246,9 @@ def ssim(
         crop_border: pixels shaved from every border (the scale factor in SR papers).
         channel: ``"y"`` or ``"rgb"``.
         y_rounding: round Y to integers as MATLAB does for uint8 images (``False``: BasicSR).
+        quantize_sr: round the images to 8-bit levels first (``False``: float SR).
     """
-    a, b = prepare_for_scoring(sr, hr, crop_border, channel, y_rounding)
+    a, b = prepare_for_scoring(sr, hr, crop_border, channel, y_rounding, quantize_sr)
     maps = _ssim_maps(a, b)
     return maps.mean(dim=(-2, -1)).mean().item()
 

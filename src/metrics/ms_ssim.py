@@ -40,6 +40,7 @@ def ms_ssim(
     channel: Literal["y", "rgb"] = "y",
     y_rounding: bool = True,
     normalize: Literal["relu", "simple"] | None = "relu",
+    quantize_sr: bool = True,
 ) -> float:
     """Paper-protocol MS-SSIM of one image pair (1 for identical images).
 
@@ -49,13 +50,14 @@ def ms_ssim(
         channel: ``"y"`` (MATLAB luminance; gray images as they are) or ``"rgb"``.
         y_rounding: round Y to integers as MATLAB does for uint8 images.
         normalize: torchmetrics' handling of negative contrast terms (``"relu"``, its default).
+        quantize_sr: round the images to 8-bit levels first (``False``: float SR).
 
     Raises:
         ValueError: the shaved image is smaller than the 5-scale minimum (176x176).
     """
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
-    a, b = prepare_for_scoring(sr, hr, crop_border, channel, y_rounding)
+    a, b = prepare_for_scoring(sr, hr, crop_border, channel, y_rounding, quantize_sr)
     need = ms_ssim_min_size()
     h, w = a.shape[-2:]
     if h < need or w < need:

@@ -1,6 +1,6 @@
 """Model zoo II: CARN / CARN-M, IMDN, LapSRN / MS-LapSRN, WDSR-A / -B, DRRN — parameter counts against the
 papers, output shapes, BasicSR-style round trips, the official weight layouts, multi-level supervision, ONNX /
-TorchScript exports, and the two shared official files against their published Set5 numbers.
+TorchScript exports, and the two shared official files against their published Set5 / Set14 numbers.
 
 Official layouts are rebuilt here from the official code's module structure (key names and shapes written out
 independently of our networks and loaders) and must load with ``strict=True`` and compute the same function.
@@ -627,8 +627,8 @@ PUBLISHED_X4 = [
 def test_shared_official_weights_reproduce_published_rows_under_their_protocol(model, file, protocol, published,
                                                                                shared_root, tmp_path):
     """``python -m src.evaluate model=<m> model.weights=<file> protocol=<p>`` (in-process): Set5 and Set14 x4 within
-    0.1 dB of the published Y-PSNR (measured: IMDN −0.02 / −0.00, LapSRN +0.00 / −0.00) and within 0.003 of the
-    published SSIM (given to 3–4 digits; MATLAB's ``ssim`` and ours differ in the window's edge handling)."""
+    0.1 dB of the published Y-PSNR (measured: IMDN −0.02 / −0.00, LapSRN −0.00 / −0.00) and within 0.003 of the
+    published SSIM (published to 3–4 digits, computed by the authors' own SSIM code)."""
     import csv
 
     from src.evaluation.run import evaluate

@@ -196,6 +196,54 @@ def test_html_page_instead_of_the_file(served, roots):
     assert not (roots["weights"] / "w.pth").exists() and not (roots["weights"] / ".w.pth.part").exists()
 
 
+def drive_warning_page(action: str, file_id: str, uuid: str) -> bytes:
+    """Google Drive's large-file answer to ``uc?export=download&id=…`` (its layout as served since 2024): a page
+    whose GET form, submitted by "Download anyway", carries the confirmation in hidden inputs."""
+    return (
+        '<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>'
+        '<div class="uc-main"><div id="uc-text"><p class="uc-warning-caption">Google Drive can\'t scan this file '
+        'for viruses.</p><p class="uc-warning-subcaption"><span class="uc-name-size"><a href="/open?id='
+        f'{file_id}">stylegan2-ffhq-config-f.pt</a> (364M)</span> is too large for Google to scan for viruses. '
+        'Would you still like to download this file?</p>'
+        f'<form id="download-form" action="{action}" method="get">'
+        '<input type="submit" id="uc-download-link" class="goog-inline-block jfk-button jfk-button-action" '
+        'value="Download anyway"/>'
+        f'<input type="hidden" name="id" value="{file_id}"><input type="hidden" name="export" value="download">'
+        f'<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="{uuid}">'
+        '</form></div></div></body></html>'
+    ).encode()
+
+
+def test_google_drive_confirmation_page_is_followed(served, roots):
+    """The Drive link answers with its virus-scan warning form; the transfer submits it (GET with the hidden
+    inputs) and gets the file; a connection dropped on the file resumes on the confirmed URL."""
+    data = payload()
+    page = drive_warning_page(f"{served.url}/download", "1EM87abc", "u-1")
+    (served.root / "uc?export=download&id=1EM87abc").write_bytes(page)
+    confirmed = "download?id=1EM87abc&export=download&confirm=t&uuid=u-1"
+    (served.root / confirmed).write_bytes(data)
+    served.drop[confirmed] = 50_000
+    [entry] = entries_of(g=one_file_entry("g.pt", f"{served.url}/uc?export=download&id=1EM87abc", data))
+    [outcome] = install([entry], roots, progress=False, retries=1)
+    assert outcome.status == "downloaded" and (roots["weights"] / "g.pt").read_bytes() == data
+    assert served.requests == [("uc?export=download&id=1EM87abc", None), (confirmed, None),
+                               (confirmed, "bytes=50000-")]
+
+
+def test_confirm_link_reads_only_confirmation_pages():
+    from src.zoo.transfer import confirm_link
+
+    base = "https://drive.google.com/uc?export=download&id=X1"
+    assert confirm_link(drive_warning_page("https://drive.usercontent.google.com/download", "X1", "9f").decode(),
+                        base) == "https://drive.usercontent.google.com/download?id=X1&export=download&confirm=t&uuid=9f"
+    older = '<html><body><a id="uc-download-link" href="/uc?export=download&amp;confirm=Ab12&amp;id=X1">Download' \
+            ' anyway</a></body></html>'
+    assert confirm_link(older, base) == "https://drive.google.com/uc?export=download&confirm=Ab12&id=X1"
+    assert confirm_link("<html><form action='/login' method='post'><input type='hidden' name='confirm' "
+                        "value='t'></form></html>", base) is None  # a POST form (a login) is not followed
+    assert confirm_link("<html><body>Quota exceeded</body></html>", base) is None
+
+
 def test_full_disk_is_one_clear_error(served, roots, monkeypatch):
     import shutil
     from collections import namedtuple
@@ -469,3 +517,99 @@ def test_torch_hub_folder_matches_torch(monkeypatch, tmp_path):
     assert torch_hub_checkpoints() == Path(torch.hub.get_dir()) / "checkpoints"
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert torch_hub_checkpoints() == Path(torch.hub.get_dir()) / "checkpoints" == tmp_path / "hub" / "checkpoints"
+
+
+# ---- structural checks (manifest `verify:`), generator weights by name ------------------------------------------
+TINY_GAN = {"size": 8, "style_dim": 8, "n_mlp": 2, "channel_multiplier": 1, "channel_max": 8}
+
+
+def stylegan2_file(latent_avg: bool = True, **arch) -> bytes:
+    """A checkpoint in rosinality's layout ({g_ema, latent_avg}) of a small StyleGAN2 generator, as bytes."""
+    import torch
+
+    from src.archs import StyleGAN2Generator
+
+    torch.manual_seed(0)
+    g = StyleGAN2Generator(**{**TINY_GAN, **arch})
+    state = {"g_ema": g.state_dict(), **({"latent_avg": torch.zeros(g.style_dim)} if latent_avg else {})}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def test_verify_runs_the_structural_check_before_the_file_is_placed(served, roots):
+    good = stylegan2_file()
+    (served.root / "g.pt").write_bytes(good)
+    verify = {"check": "stylegan2_rosinality", **TINY_GAN}
+    [entry] = entries_of(g=one_file_entry("g.pt", f"{served.url}/g.pt", good, verify=verify))
+    assert entry.files[0].verify == ("stylegan2_rosinality", TINY_GAN)
+    install([entry], roots, progress=False)
+    assert (roots["weights"] / "g.pt").read_bytes() == good
+
+    for name, data, problem in [
+        ("wide.pt", stylegan2_file(style_dim=16), r"g_ema does not fit a 8 px StyleGAN2 generator \(channel_multiplier "
+                                                   r"1\): missing none; unexpected none; shape mismatch "
+                                                   r"conv1.conv.modulation.weight, .* \(9\)"),
+        ("noavg.pt", stylegan2_file(latent_avg=False), r"latent_avg: expected a tensor of shape \(8,\), got None"),
+        ("junk.pt", b"not a checkpoint", r"does not load with torch.load\(weights_only=True\)"),
+    ]:
+        (served.root / name).write_bytes(data)
+        [bad] = entries_of(b=one_file_entry(name, f"{served.url}/{name}", data, verify=verify))
+        with pytest.raises(DownloadError, match=rf"b: {name}: the downloaded file fails the stylegan2_rosinality "
+                                                rf"check \(.*{problem}.*\); it was removed"):
+            install([bad], roots, progress=False)
+        assert not (roots["weights"] / name).exists() and not (roots["weights"] / f".{name}.part").exists()
+
+
+def test_verify_entries_are_checked_when_the_manifest_is_read():
+    data = b"x"
+    for verify, message in [
+        ({"check": "stylegan3"}, r"'verify.check' must be one of stylegan2_rosinality, got 'stylegan3'"),
+        ({"check": "stylegan2_rosinality", "resolution": 1024}, r"verify: unknown argument 'resolution' of "
+                                                                 r"stylegan2_rosinality; valid: size, style_dim"),
+        ("stylegan2_rosinality", r"'verify' must be a mapping \{check: <name>"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            entries_of(g=one_file_entry("g.pt", "https://example.org/g.pt", data, verify=verify))
+
+
+def test_shipped_stylegan2_entry_checks_the_generator_of_its_config():
+    """The FFHQ file's structural check builds exactly conf/generator/stylegan2_ffhq.yaml's generator."""
+    import inspect
+
+    from src.zoo.checks import stylegan2_rosinality
+
+    spec = load_manifest()["stylegan2_ffhq_config_f"].files[0]
+    arch = yaml.safe_load((REPO / "conf" / "generator" / "stylegan2_ffhq.yaml").read_text())["arch"]
+    defaults = {k: p.default for k, p in inspect.signature(stylegan2_rosinality).parameters.items() if k != "path"}
+    check, arguments = spec.verify
+    settings = {**defaults, **arguments}
+    assert check == "stylegan2_rosinality" and settings["latent_avg"] is True
+    assert {k: settings[k] for k in ("size", "style_dim", "n_mlp", "channel_multiplier", "channel_max")} == \
+        {k: arch[k] for k in ("size", "style_dim", "n_mlp", "channel_multiplier", "channel_max")}
+    assert spec.size == 381462551 and spec.checksum_kind == "sha256"
+    assert any("drive.google.com" in u for u in spec.urls) and spec.urls[0].startswith("https://huggingface.co/")
+
+
+def test_generator_weights_take_a_model_name(served, tmp_path, monkeypatch):
+    """generator.weights=<zoo name> (python -m src.pulse / model=pulse) downloads, checks and loads the file."""
+    import torch
+
+    from src.methods.pulse import load_generator
+
+    data = stylegan2_file()
+    (served.root / "tiny-gan.pt").write_bytes(data)
+    user = tmp_path / "extra.yaml"
+    entry = one_file_entry("tiny-gan.pt", f"{served.url}/tiny-gan.pt", data,
+                           verify={"check": "stylegan2_rosinality", **TINY_GAN})
+    user.write_text(yaml.safe_dump({"entries": {"tiny_gan": entry}}))
+    monkeypatch.setenv("SR_WEIGHTS", str(tmp_path / "cache"))
+    monkeypatch.setenv("SR_MANIFEST", str(user))
+    arch = {"_target_": "src.archs.StyleGAN2Generator", **TINY_GAN}
+    g = load_generator(arch, "tiny_gan")
+    assert (tmp_path / "cache" / "tiny-gan.pt").read_bytes() == data
+    state = torch.load(tmp_path / "cache" / "tiny-gan.pt", weights_only=True)["g_ema"]
+    assert all(torch.equal(v, state[k]) for k, v in g.state_dict().items())
+    with pytest.raises(FileNotFoundError, match=r"generator.weights=tiny_ga: .*neither a file nor a model name.*"
+                                                r"closest: tiny_gan"):
+        load_generator(arch, "tiny_ga")

@@ -221,3 +221,16 @@ def test_model_config_composes():
     assert cfg.generator.arch._target_ == "src.archs.StyleGAN2Generator" and cfg.search.eps == 2e-3
     assert OmegaConf.to_container(model.search) == OmegaConf.to_container(cfg.search)
     assert model.generator.arch is None and model._target_ == "src.methods.pulse.PULSESR"
+
+
+def test_train_model_pulse_points_to_evaluate_with_the_generator_weights(capsys):
+    """PULSE has nothing to train; the hint names the generator file it needs (as given, or a placeholder)."""
+    import src.config.validation  # noqa: F401  (resolvers)
+    from src.training.run import train
+
+    for given, shown in ((None, "<file or zoo name>"), ("stylegan2_ffhq_config_f", "stylegan2_ffhq_config_f")):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=["model=pulse"] + ([f"model.generator.weights={given}"] if given else []))
+        assert train(cfg) is None
+        assert capsys.readouterr().out.strip() == ("model=pulse has no parameters to train. Score it with: python -m "
+                                                   f"src.evaluate model=pulse model.generator.weights={shown}")

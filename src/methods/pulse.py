@@ -343,7 +343,8 @@ def _read_weights(path: Path) -> dict:
 
 
 def load_generator(arch: Mapping | None, weights: str | Path | None) -> nn.Module:
-    """The generator of a ``generator`` config node: ``arch`` ({_target_, …} or None) and a ``weights`` file.
+    """The generator of a ``generator`` config node: ``arch`` ({_target_, …} or None) and a ``weights`` file or
+    model name of ``python -m src.download list`` (``stylegan2_ffhq_config_f``: downloaded on first use).
 
     A suite generator file ({arch, state_dict}, :func:`save_generator`) brings its own architecture (then
     ``arch`` must be null or the same); other files (rosinality's ``{g_ema, …}`` checkpoints, bare state dicts)
@@ -353,13 +354,17 @@ def load_generator(arch: Mapping | None, weights: str | Path | None) -> nn.Modul
     from omegaconf import OmegaConf
 
     from src.archs.stylegan2 import rosinality_state_dict
+    from src.zoo import resolve_weights
 
     if not weights:
         raise ConfigError("generator.weights=… is required: a StyleGAN2 checkpoint in rosinality's layout "
                           "(with generator=stylegan2_ffhq or another arch) or a generator file written by this suite")
-    path = Path(str(weights)).expanduser()
+    try:  # a file, or a model name of `python -m src.download list` (downloaded on first use)
+        path = resolve_weights(str(weights))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"generator.weights={weights}: {exc}") from None
     if not path.is_file():
-        raise FileNotFoundError(f"generator.weights={weights}: no such file")
+        raise FileNotFoundError(f"generator.weights={weights}: not a file")
     state = _read_weights(path)
     if OmegaConf.is_config(arch):
         arch = OmegaConf.to_container(arch, resolve=True)

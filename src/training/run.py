@@ -287,9 +287,12 @@ def train(cfg: DictConfig) -> float | None:
         OmegaConf.update(cfg, "model.loss", cfg.loss, merge=False)
     method_cls = get_class(cfg.model._target_)
     if not getattr(method_cls, "trainable", True) or not issubclass(method_cls, L.LightningModule):
+        needs = ""
+        if OmegaConf.is_dict(cfg.model.get("generator")):  # PULSE: the pretrained generator it searches
+            needs = f" model.generator.weights={cfg.model.generator.get('weights') or '<file or zoo name>'}"
         print(
             f"model={cfg.model.name} has no parameters to train. "
-            f"Score it with: python -m src.evaluate model={cfg.model.name}"
+            f"Score it with: python -m src.evaluate model={cfg.model.name}{needs}"
         )
         return None
 

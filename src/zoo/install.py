@@ -142,6 +142,18 @@ def _place_archive(part: Path, spec: FileSpec, folder: Path, label: str, keep_ar
     return [folder / d for d in placed + kept], (f"kept existing {', '.join(kept)}" if kept else "")
 
 
+def _check_structure(part: Path, spec: FileSpec, label: str) -> None:
+    """The file's ``verify`` check (:mod:`src.zoo.checks`) on the verified ``.part`` file; removed when it fails."""
+    from src.zoo.checks import run_check
+
+    check, arguments = spec.verify
+    try:
+        run_check(part, check, arguments)
+    except ValueError as exc:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{label}: the downloaded file fails the {check} check ({exc}); it was removed") from exc
+
+
 def install_file(entry: Entry, spec: FileSpec, roots: dict[str, Path], *, mirror: str | None = None,
                  progress: bool = True, keep_archives: bool = False, retries: int = 3) -> Outcome:
     """Make one file of ``entry`` present (see the module docstring)."""
@@ -151,6 +163,8 @@ def install_file(entry: Entry, spec: FileSpec, roots: dict[str, Path], *, mirror
         if is_present(spec, folder, label):
             return Outcome(entry.name, spec.name, "present", target_paths(spec, folder))
         part = fetch(spec, folder, label, mirror=mirror, progress=progress, retries=retries)
+        if spec.verify:
+            _check_structure(part, spec, label)
         if spec.extract:
             paths, note = _place_archive(part, spec, folder, label, keep_archives)
             return Outcome(entry.name, spec.name, "downloaded", paths, note)

@@ -16,6 +16,7 @@ replaces entries of the same name. Schema of one entry::
           size: <bytes> | "<approximate size, display only>"
           sha256: <64 hex> | sha256_prefix: <≥8 hex> | md5: <32 hex> | git_sha1: <40 hex>  # exactly one
           extract: {<folder in the archive>: <folder under the destination>, …}          # archives only
+          verify: {check: <name>, <argument>: <value>, …}   # optional structural check (src/zoo/checks.py)
           root: …, destination: …           # optional per-file override
 
 ``git_sha1`` is Git's blob id (SHA-1 of ``"blob <size>\\0" + content``), the checksum GitHub publishes for every
@@ -42,7 +43,7 @@ CHECKSUMS = {"sha256": 64, "sha256_prefix": None, "md5": 32, "git_sha1": 40}
 CHECKSUM_LABEL = {"sha256": "sha256", "sha256_prefix": "sha256 prefix", "md5": "md5", "git_sha1": "git blob sha1"}
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 ENTRY_KEYS = {"kind", "description", "licence", "root", "destination", "files"}
-FILE_KEYS = {"name", "url", "size", "extract", "root", "destination", *CHECKSUMS}
+FILE_KEYS = {"name", "url", "size", "extract", "verify", "root", "destination", *CHECKSUMS}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class FileSpec:
     root: str
     destination: str
     extract: dict[str, str] | None  # archive folder -> folder under the destination; None: a plain file
+    verify: tuple[str, dict] | None = None  # (check name, arguments) of src.zoo.checks, run after the download
 
     def folder(self, roots: dict[str, Path]) -> Path:
         return roots[self.root] / self.destination if self.destination else roots[self.root]
@@ -79,7 +81,9 @@ class Entry:
 
     @property
     def checksum_kinds(self) -> str:
-        return ", ".join(dict.fromkeys(CHECKSUM_LABEL[f.checksum_kind] for f in self.files))
+        kinds = ", ".join(dict.fromkeys(CHECKSUM_LABEL[f.checksum_kind] for f in self.files))
+        checks = ", ".join(dict.fromkeys(f.verify[0] for f in self.files if f.verify))
+        return kinds + (f" + {checks} check" if checks else "")
 
 
 def format_bytes(n: int) -> str:
@@ -164,8 +168,20 @@ def _parse_file(node: Any, entry: dict, where: str) -> FileSpec:
                 if not part or part.startswith("/") or ".." in Path(part).parts:
                     raise _fail(where, f"'extract' paths must be relative folders, got {src!r}: {dst!r}")
         extract = {str(k): str(v) for k, v in extract.items()}
+    verify = node.get("verify")
+    if verify is not None:
+        from src.zoo.checks import check_arguments
+
+        if not isinstance(verify, dict) or "check" not in verify:
+            raise _fail(where, f"'verify' must be a mapping {{check: <name>, <argument>: <value>}}, got {verify!r}")
+        arguments = {str(k): v for k, v in verify.items() if k != "check"}
+        problem = check_arguments(str(verify["check"]), arguments)
+        if problem:
+            raise _fail(where, problem)
+        verify = (str(verify["check"]), arguments)
     return FileSpec(name, tuple(urls), size if isinstance(size, int) else None,
-                    format_bytes(size) if isinstance(size, int) else str(size), kind, value, root, dest, extract)
+                    format_bytes(size) if isinstance(size, int) else str(size), kind, value, root, dest, extract,
+                    verify)
 
 
 def parse_entries(data: Any, source: str) -> dict[str, Entry]:

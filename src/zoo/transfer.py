@@ -4,15 +4,23 @@ The bytes go to ``<destination>/.<name>.part``; an interrupted transfer (dropped
 job) resumes from there with an HTTP ``Range`` request, on the next retry or the next run. Nothing is moved
 into place before the size and checksum match. Standard library HTTP (``urllib``) is enough: one sequential
 stream per file, hashed after the transfer.
+
+Google Drive answers a large file's ``uc?export=download&id=…`` link with an HTML "can't scan this file for
+viruses" page instead of the file: a form (``action`` = the download host, hidden ``id`` / ``export`` / ``confirm`` /
+``uuid`` inputs; older pages: a link carrying ``confirm=``) that the browser submits. :func:`confirm_link` reads that
+form and the transfer follows it (cookies kept, at most two hops); any other HTML page is an error.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import html.parser
 import http.client
+import http.cookiejar
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,7 +132,54 @@ class _HtmlPageError(Exception):
     """The server sent a web page (login, quota, confirmation) instead of the file: try the next source."""
 
 
-def _http_once(url: str, part: Path, label: str, spec: FileSpec, progress: _Progress, timeout: float) -> None:
+class _ConfirmPage(Exception):  # noqa: N818 - a signal, not an error
+    """A download-confirmation page (Google Drive's virus-scan warning): ``next_url`` fetches the file."""
+
+    def __init__(self, next_url: str):
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+class _ConfirmForm(html.parser.HTMLParser):
+    """Collects the forms (action, method, hidden inputs) and the links of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, str, dict[str, str]]] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append((a.get("action", ""), a.get("method", "get").lower(), {}))
+        elif tag == "input" and self.forms and a.get("type", "").lower() == "hidden" and a.get("name"):
+            self.forms[-1][2][a["name"]] = a.get("value", "")
+        elif tag == "a" and "href" in a:
+            self.links.append(a["href"])
+
+
+def confirm_link(page: str, base_url: str) -> str | None:
+    """The URL that Google Drive's download-confirmation page submits (a GET form with a hidden ``confirm``
+    input, or an older page's link carrying ``confirm=``), absolute against ``base_url``; ``None`` for any other
+    page."""
+    parser = _ConfirmForm()
+    parser.feed(page)
+    for action, method, fields in parser.forms:
+        if method == "get" and "confirm" in fields:
+            target = urllib.parse.urljoin(base_url, action or base_url)
+            return f"{target.split('?')[0]}?{urllib.parse.urlencode(fields)}"
+    for href in parser.links:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(href).query)
+        if "confirm" in query and "id" in query:
+            return urllib.parse.urljoin(base_url, href)
+    return None
+
+
+MAX_PAGE = 1 << 20  # bytes of an HTML page read to look for a confirmation form
+
+
+def _http_once(url: str, part: Path, label: str, spec: FileSpec, progress: _Progress, timeout: float,
+               opener: urllib.request.OpenerDirector | None = None) -> None:
     have = part.stat().st_size if part.exists() else 0
     if spec.size is not None and have >= spec.size:
         return  # complete (or oversized: the checksum decides)
@@ -132,13 +187,18 @@ def _http_once(url: str, part: Path, label: str, spec: FileSpec, progress: _Prog
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
-        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        request = urllib.request.Request(url, headers=headers)
+        resp = opener.open(request, timeout=timeout) if opener else urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # nothing left to send: the part is complete
             return
         raise
     with resp:
         if resp.headers.get_content_type() == "text/html" and not spec.name.endswith((".html", ".htm")):
+            page = resp.read(MAX_PAGE).decode(resp.headers.get_content_charset() or "utf-8", "replace")
+            next_url = confirm_link(page, resp.geturl())
+            if next_url:
+                raise _ConfirmPage(next_url)
             raise _HtmlPageError(f"{url} answered with an HTML page instead of the file (a login, quota or "
                                  "confirmation page?)")
         append = have > 0 and resp.status == 206
@@ -162,11 +222,18 @@ def _http_once(url: str, part: Path, label: str, spec: FileSpec, progress: _Prog
 
 def _from_url(url: str, part: Path, spec: FileSpec, label: str, show: bool, retries: int, timeout: float) -> None:
     progress = _Progress(show, label, spec.size)
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    first = url
     try:
         for attempt in range(retries + 1):
             try:
-                _http_once(url, part, label, spec, progress, timeout)
-                return
+                for _ in range(3):  # the URL, then at most two confirmation pages
+                    try:
+                        _http_once(url, part, label, spec, progress, timeout, opener)
+                        return
+                    except _ConfirmPage as page:
+                        url = page.next_url
+                raise _HtmlPageError(f"{first} keeps answering with a download-confirmation page")
             except _DroppedError as exc:
                 if attempt == retries:
                     raise DownloadError(

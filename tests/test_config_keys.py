@@ -120,3 +120,12 @@ def test_range_checked_keys_are_untyped_in_the_schemas():
             assert typing.get_type_hints(nodes[node])[key] is typing.Any, pattern
             checked += 1
     assert checked >= 25
+
+
+def test_recipe_keys_are_checked():
+    from src.training.run import check_run_settings
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["+model.recipe.batch_sise=3", "logger=[]"])
+    with pytest.raises(ConfigError, match=r"'model.recipe.batch_sise' .*Did you mean 'batch_size'"):
+        check_run_settings(cfg)

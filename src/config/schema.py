@@ -144,6 +144,16 @@ class DownloadRootsConfig:
 
 
 @dataclass
+class RecipeConfig:
+    """``model.recipe``: a paper's training recipe; conf/train.yaml hands it to ``data`` and ``trainer``."""
+
+    batch_size: Any = MISSING
+    patch_size: Any = MISSING  # HR px
+    max_steps: Any = MISSING
+    train_scales: Any = None  # multi-scale training (VDSR, DRRN, CARN): a scale per batch
+
+
+@dataclass
 class DataConfig:
     """Keys every ``data`` option has (conf/data/*.yaml); data-set specific keys (``train_dirs``, ``train_photos``
     …) are checked against the ``_target_`` DataModule's constructor."""
@@ -173,7 +183,6 @@ class TrainConfig:
     data: Any = MISSING
     degradation: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    loss: Any = None  # loss=<preset> (conf/loss/): replaces model.loss
     strategy: Any = MISSING
     logger: Any = None  # conf/logger: a list of options; logger=[] selects none
     scale: Any = MISSING

@@ -121,7 +121,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     wanted = set(cfg.samples.images)
     for scale in _scales(cfg):
         model_cfg = OmegaConf.merge(cfg.model, {"scale": scale})
-        model = build_eval_model(model_cfg, scale, cfg.ckpt_path).to(device)
+        model = build_eval_model(model_cfg, scale, cfg.ckpt_path, channels_last=cfg.channels_last).to(device)
         params[scale] = count_parameters(model)
         model = with_inference_options(model, scale, cfg.ensemble, postprocess, cfg.bp_iterations, cfg.tile,
                                        cfg.tile_overlap)
@@ -214,7 +214,7 @@ def _compose_model_group(model: str) -> DictConfig:
 
 def method_config(spec: MethodSpec, cfg: DictConfig, scale: int, composed: DictConfig | None = None) -> DictConfig:
     """The ``model`` node of ``spec`` at ``scale``: the composed model config under a root holding what model
-    configs interpolate (``scale``, ``metrics``, ``channels_last``), with ``weights`` and ``overrides`` merged."""
+    configs interpolate (``scale``), with ``weights`` and ``overrides`` merged."""
     from omegaconf.errors import OmegaConfBaseException
 
     if composed is None:
@@ -222,11 +222,7 @@ def method_config(spec: MethodSpec, cfg: DictConfig, scale: int, composed: DictC
             composed = _compose_model_group(spec.model)
         except Exception as exc:  # noqa: BLE001 - Hydra's MissingConfigException lists the valid options
             raise ConfigError(f"{spec.where}: model={spec.model}: {exc}") from None
-    root = OmegaConf.create({
-        "scale": int(scale),
-        "channels_last": bool(cfg.channels_last),
-        "metrics": OmegaConf.to_container(cfg.metrics, resolve=True),
-    })
+    root = OmegaConf.create({"scale": int(scale)})
     root = OmegaConf.merge(root, composed)
     if is_auto(root.model):
         return _auto_method_config(spec, root, scale)
@@ -240,7 +236,7 @@ def method_config(spec: MethodSpec, cfg: DictConfig, scale: int, composed: DictC
         update["weights"] = spec.weights
     try:
         root = OmegaConf.merge(root, {"model": update})
-        validate(root, ("scale", "channels_last", "metrics", "model"), trainer_key=None)
+        validate(root, ("scale", "model"), trainer_key=None)
     except (OmegaConfBaseException, ConfigError) as exc:
         raise ConfigError(f"{spec.where}: {_override_problem(exc, composed)}") from None
     return root.model
@@ -258,7 +254,7 @@ def _auto_method_config(spec: MethodSpec, root: DictConfig, scale: int) -> DictC
     except (ConfigError, ValueError) as exc:
         raise ConfigError(f"{spec.where}: {exc}") from None
     root.scale = int(scale)  # a network of another scale is skipped there (_skip_reason)
-    validate(root, ("scale", "channels_last", "metrics", "model"), trainer_key=None)
+    validate(root, ("scale", "model"), trainer_key=None)
     return root.model
 
 
@@ -362,7 +358,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
                 continue
             model_cfg = method_config(spec, cfg, scale, composed[spec.model])
             try:
-                model = build_eval_model(model_cfg, scale, None).to(device)
+                model = build_eval_model(model_cfg, scale, None, channels_last=cfg.channels_last).to(device)
             except (ValueError, FileNotFoundError) as exc:
                 raise ConfigError(f"{spec.where}: {exc}") from None
             params[(spec.name, scale)] = count_parameters(model)

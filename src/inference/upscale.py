@@ -260,7 +260,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
     device = pick_device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={cfg.device}: no CUDA device is available here (device=auto picks one if present)")
-    model = build_eval_model(cfg.model, scale, None, ckpt_key=None).to(device).eval()
+    model = build_eval_model(cfg.model, scale, None, ckpt_key=None, channels_last=cfg.channels_last).to(device).eval()
     runner = ModelRunner(model, device, _precision(cfg.precision, device))
     settings = UpscaleSettings(
         scale=scale, tile=cfg.tile, tile_overlap=cfg.tile_overlap, pre_pad=cfg.pre_pad, ensemble=cfg.ensemble,

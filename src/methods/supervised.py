@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
+from src.config.schema import RecipeConfig, keys_of
 from src.data.batch import SRBatch
 from src.degradations import imresize
 from src.evaluation.metric_suite import build_metric_suite
@@ -33,7 +34,6 @@ from src.methods.sr_forward import SRForward
 
 INPUT_MODES = ("lr", "bicubic")
 COLOR_MODES = ("rgb", "y")
-RECIPE_KEYS = ("batch_size", "patch_size", "max_steps", "train_scales")
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,10 @@ class SupervisedSR(L.LightningModule):
             raise ValueError(f"model.grad_clip_mode={grad_clip_mode!r}: expected 'value' or 'norm'")
         if color not in COLOR_MODES:
             raise ValueError(f"model.color={color!r}: expected one of {COLOR_MODES}")
-        unknown = set(recipe or {}) - set(RECIPE_KEYS)
+        recipe_keys = keys_of(RecipeConfig)
+        unknown = set(recipe or {}) - set(recipe_keys)
         if unknown:
-            raise ValueError(f"model.recipe has unknown keys {sorted(unknown)}; valid keys: {list(RECIPE_KEYS)}")
+            raise ValueError(f"model.recipe has unknown keys {sorted(unknown)}; valid keys: {list(recipe_keys)}")
         self.save_hyperparameters(  # not sent to the loggers: src.train logs the whole composed config once
             {
                 "name": name,

@@ -16,8 +16,8 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.schema import TrainConfig
-from src.config.validation import ConfigError, validate
+from src.config.schema import RecipeConfig, TrainConfig, keys_of
+from src.config.validation import ConfigError, check_keys, validate
 from src.data.batch import collate
 from src.evaluation.heldout import heldout_report
 from src.evaluation.metric_suite import build_metric_suite
@@ -140,8 +140,11 @@ def build_loggers(cfg: DictConfig | None) -> list:
 
 
 def check_run_settings(cfg: DictConfig) -> None:
-    """The flag ``checkpoint.save_last`` and the ``guard`` settings (their keys are checked against
-    :class:`~src.config.schema.TrainConfig`, their numbers with the others: ``src.config.validation.RANGES``)."""
+    """The flag ``checkpoint.save_last``, the ``guard`` settings (their keys are checked against
+    :class:`~src.config.schema.TrainConfig`, their numbers with the others: ``src.config.validation.RANGES``) and
+    the keys of ``model.recipe`` (:class:`~src.config.schema.RecipeConfig`)."""
+    if isinstance(cfg.model.get("recipe"), DictConfig):
+        check_keys(cfg.model.recipe, "model.recipe", keys_of(RecipeConfig), "the model's training recipe")
     if not isinstance(cfg.checkpoint.save_last, bool):
         raise ConfigError(f"checkpoint.save_last={cfg.checkpoint.save_last!r}: expected true or false")
     if cfg.get("guard") is not None:
@@ -283,8 +286,6 @@ def train(cfg: DictConfig) -> float | None:
     resolve_weight_keys(cfg.model, "weights", "pretrained")  # files or model names (src.zoo)
     metric, direction = check_objective(cfg)
     check_run_settings(cfg)
-    if cfg.get("loss"):  # a `loss=<preset>` selection replaces the model's own loss terms (no merging)
-        OmegaConf.update(cfg, "model.loss", cfg.loss, merge=False)
     method_cls = get_class(cfg.model._target_)
     if not getattr(method_cls, "trainable", True) or not issubclass(method_cls, L.LightningModule):
         needs = ""
@@ -307,7 +308,8 @@ def train(cfg: DictConfig) -> float | None:
     datamodule = instantiate(cfg.data, degradation=degradation)
     datamodule.check_files()
     guard = OmegaConf.to_container(cfg.guard) if cfg.get("guard") is not None else None
-    method = instantiate(cfg.model, _recursive_=False, guard=guard)
+    method = instantiate(cfg.model, _recursive_=False, guard=guard, metrics=cfg.metrics,
+                         channels_last=cfg.channels_last)
     if cfg.ckpt_path and str(cfg.ckpt_path) not in ("last", "hpc", "registry"):  # Lightning's keywords
         check_resume_checkpoint(cfg.ckpt_path, method)
     check_writable(out / "checkpoints", checkpoint_bytes(method), what="run")

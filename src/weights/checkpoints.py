@@ -766,7 +766,7 @@ def export_basicsr(
 
 # ---- evaluation -----------------------------------------------------------------------------------------------
 def build_eval_model(model_cfg: DictConfig, scale: int, ckpt_path: str | None, ckpt_key: str | None = "ckpt_path",
-                     ) -> nn.Module:
+                     channels_last: bool = False) -> nn.Module:
     """The network of ``model_cfg`` at ``scale`` as an LR -> SR module, with weights from ``ckpt_path`` or
     ``model_cfg.weights`` (one of the two).
 
@@ -775,7 +775,8 @@ def build_eval_model(model_cfg: DictConfig, scale: int, ckpt_path: str | None, c
     bicubic-upsampled input, which works at any scale). A weights file without hyperparameters (BasicSR,
     official layouts, .safetensors, .mat) is loaded into the network built from ``model_cfg`` at ``scale``.
     Parameter-free methods (bicubic) take no weights. ``ckpt_key``: the name of the caller's checkpoint key in
-    messages (``None``: the caller has none, only ``model.weights``). An ``.onnx`` file (``python -m src.export …
+    messages (``None``: the caller has none, only ``model.weights``). ``channels_last``: run the network in that
+    memory format (the entry point's ``channels_last``). An ``.onnx`` file (``python -m src.export …
     format=onnx``) runs through onnxruntime with the colour / input handling stated in its metadata.
     """
     weights = model_cfg.get("weights")
@@ -810,5 +811,4 @@ def build_eval_model(model_cfg: DictConfig, scale: int, ckpt_path: str | None, c
         net = instantiate(model_cfg.arch)
         spec = {"input": model_cfg.input, "color": model_cfg.color}
     load_into(net, source)
-    channels_last = bool(model_cfg.get("channels_last", False))  # an inference choice: from the config
-    return SRForward(net, scale=scale, channels_last=channels_last, **spec).eval()
+    return SRForward(net, scale=scale, channels_last=bool(channels_last), **spec).eval()

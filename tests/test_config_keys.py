@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 REQUIRED = {  # the ??? keys of each entry point
     "train": [], "evaluate": [], "upscale": ["input=a.png", "output=o"], "degrade": ["input=a.png", "output=o"],
     "interpolate": ["a=x.pth", "b=y.pth", "output=o.pth"], "report": ["runs=outputs"], "download": [],
-    "pulse": ["input=a.png", "output=o"],
+    "pulse": ["input=a.png", "output=o"], "export": ["ckpt=a.ckpt", "output=o.pth"],
+    "prepare": ["input=hr", "output=sub"],
 }
 
 
@@ -47,6 +48,8 @@ def error_line(capsys, entry: str, *argv: str) -> str:
     ("report", "plot_metrc=niqe", "plot_metrc", "plot_metric"),
     ("download", "nmes=[div2k]", "nmes", "names"),
     ("pulse", "search.step=5", "search.step", "steps"),
+    ("export", "formt=onnx", "formt", "format"),
+    ("prepare", "lr_scale=[2]", "lr_scale", "lr_scales"),
 ])
 def test_misspelled_key_names_the_closest(capsys, entry, override, key, closest):
     line = error_line(capsys, entry, override)

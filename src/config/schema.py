@@ -321,8 +321,24 @@ class PulseConfig:
     run_name: str = MISSING
 
 
+@dataclass
+class ExportConfig:
+    """``python -m src.export`` (conf/export.yaml)."""
+
+    degradation: Any = None  # selected by models that train on a degradation (realesrgan); never used here
+    model: Any = None  # a conf/model option for plain weights files (its node is composed again by the export)
+    ckpt: str = MISSING
+    output: str = MISSING
+    format: str | None = MISSING
+    half: bool = MISSING
+    overwrite: bool = MISSING
+    scale: Any = MISSING
+    layout: str = MISSING
+
+
 # entry point -> its schema; ``<config name>_schema`` in the ConfigStore. An entry point that becomes a Hydra main
-# (src.export, src.prepare) adds its schema here and ``- <name>_schema`` first in its conf/<name>.yaml.
+# adds its schema here and ``- <name>_schema`` first in its conf/<name>.yaml. (src.prepare's schema is the
+# PrepareConfig dataclass of src/data/prepare.py, which also holds its defaults.)
 ENTRY_SCHEMAS: dict[str, type] = {
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
@@ -332,6 +348,7 @@ ENTRY_SCHEMAS: dict[str, type] = {
     "report": ReportEntryConfig,
     "download": DownloadConfig,
     "pulse": PulseConfig,
+    "export": ExportConfig,
 }
 
 

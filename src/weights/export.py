@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from src.config.validation import ConfigError, check_keys
+from src.config.schema import ExportConfig
+from src.config.validation import ConfigError, check_schema_keys
 from src.weights.checkpoints import WeightsError, lightning_weights, read_file, read_hparams, read_weights
 from src.weights.detection import detect_file, export_weights, metadata
 
-EXPORT_KEYS = ("ckpt", "output", "overwrite", "format", "half", "model", "scale", "layout")
 LAYOUTS = ("auto", "basicsr")
 FORMATS = ("pth", "safetensors", "onnx", "torchscript")
 SUFFIX_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
@@ -40,7 +40,7 @@ SUFFIX_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".ts": "torchs
 def check_settings(cfg: DictConfig) -> str:
     """Check the composed ``conf/export.yaml`` before anything is read; returns the format (``format``, else
     from the output's suffix)."""
-    check_keys(cfg, "export", EXPORT_KEYS, "python -m src.export")
+    check_schema_keys(cfg, ExportConfig, "<root>")
     missing = [k for k in ("ckpt", "output") if cfg.get(k) in (None, "", "???")]
     if missing:
         raise ConfigError(f"missing {', '.join(f'{k}=…' for k in missing)} (usage: python -m src.export "

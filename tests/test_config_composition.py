@@ -77,9 +77,10 @@ def test_vdsr_trains_multi_scale_from_its_recipe(hydra_conf):
 
 
 def test_only_presets_are_global():
-    """`# @package _global_` only in experiment/, hparams_search/ (and nowhere under model/, data/ …)."""
+    """`# @package _global_` only in presets that set several nodes at once: experiment/, hparams_search/ and the
+    evaluation protocols of protocol/ (benchmarks.* + metrics.*); nowhere under model/, data/, loss/ …"""
     found = sorted(str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml") if "@package _global_" in p.read_text())
-    assert found and all(p.split("/")[0] in ("experiment", "hparams_search") for p in found), found
+    assert found and all(p.split("/")[0] in ("experiment", "hparams_search", "protocol") for p in found), found
 
 
 def test_data_and_trainer_configs_do_not_read_the_model():

@@ -154,6 +154,14 @@ class RecipeConfig:
 
 
 @dataclass
+class GeneratorConfig:
+    """``generator`` of src.pulse / ``model.generator`` of model=pulse (conf/generator/)."""
+
+    arch: Any = MISSING  # the generator's constructor (``_target_`` + arguments); null: read from the file
+    weights: str | None = MISSING
+
+
+@dataclass
 class DataConfig:
     """Keys every ``data`` option has (conf/data/*.yaml); data-set specific keys (``train_dirs``, ``train_photos``
     …) are checked against the ``_target_`` DataModule's constructor."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.schema import PulseConfig
+from src.config.schema import GeneratorConfig, PulseConfig, keys_of
 from src.config.validation import ConfigError, check_keys, validate
 from src.storage.atomic import atomic_write
 
@@ -37,7 +37,7 @@ def check_settings(cfg: DictConfig):
     checked = copy.deepcopy(cfg)
     checked.scale = None
     validate(checked, PulseConfig, trainer_key=None)
-    check_keys(cfg.generator, "generator", ("arch", "weights"), "the generator settings")
+    check_keys(cfg.generator, "generator", keys_of(GeneratorConfig), "the generator settings")
     for key in ("input", "output"):
         if OmegaConf.is_missing(cfg, key) or cfg[key] in (None, ""):
             raise ConfigError(f"{key}=… is required. usage: python -m src.pulse input=<LR file|folder|glob> "

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.config.schema import GeneratorConfig, keys_of
 from src.config.validation import ConfigError, check_keys
 from src.degradations import imresize
 from src.storage.atomic import write_bytes
@@ -433,7 +434,7 @@ class PULSESR(nn.Module):
         generator = OmegaConf.to_container(generator, resolve=True) if OmegaConf.is_config(generator) else generator
         search = OmegaConf.to_container(search, resolve=True) if OmegaConf.is_config(search) else search
         generator = dict(generator or {})
-        check_keys(generator, "model.generator", ("arch", "weights"), "the PULSE generator")
+        check_keys(generator, "model.generator", keys_of(GeneratorConfig), "the PULSE generator")
         self.generator = load_generator(generator.get("arch"), generator.get("weights"))
         self.pulse = Pulse(self.generator, PulseSettings.from_config(search, "model.search"))
         self.last_results: list[PulseResult] = []

@@ -51,10 +51,12 @@ from src.config.validation import ConfigError
 from src.evaluation.run import evaluate
 from src.inference.image_files import read_input
 from src.inference.upscale import upscale
+from src.methods import LIGHTNING_NET_PREFIXES
 from src.methods.sr_forward import SRForward
+from src.weights.arch_table import ARCHS
 from src.weights.auto_model import resolve_auto
 from src.weights.checkpoints import WeightsError, export_basicsr
-from src.weights.detection import ARCHS, MissingKnobError, detect_file, detect_state
+from src.weights.detection import MissingKnobError, detect_file, detect_state
 from src.weights.export import export
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,7 +202,7 @@ def test_spandrel_reads_our_export(cls, kwargs, arch_id, scale, tmp_path):
     with torch.no_grad():
         for p in ema.parameters():
             p.mul_(0.9)
-    from src.weights.detection import export_weights, metadata
+    from src.weights.writing import export_weights, metadata
 
     meta = metadata("x", {"_target_": f"src.archs.{cls.__name__}", **kwargs}, scale, "lr", "rgb")
     path, clients = export_weights(net.state_dict(), tmp_path / "net.pth", ema.state_dict(), meta)
@@ -269,7 +271,7 @@ def test_every_layout_we_read(tmp_path):
     state |= {f"sr_ema.net.{k}": v for k, v in rrdb.state_dict().items()}
     torch.save({"state_dict": state, "hyper_parameters": {"name": "rrdb_gan", "scale": 4, "input": "lr",
                 "color": "rgb", "arch": {"_target_": "src.archs.RRDBNet", "num_feat": 8}}}, tmp_path / "g.ckpt")
-    found = detect_file(tmp_path / "g.ckpt")
+    found = detect_file(tmp_path / "g.ckpt", net_prefixes=LIGHTNING_NET_PREFIXES)
     assert found.option == "rrdb_gan" and found.kwargs["num_block"] == 2
 
 
@@ -314,7 +316,7 @@ def test_model_auto_in_evaluate_train_and_interpolate(tmp_path):
     net = _net(ESPCN, dict(num_in_ch=1, num_out_ch=1, upscale=2, num_feat=8))
     kwargs = dict(num_in_ch=1, num_out_ch=1, upscale=2, num_feat=8)
     path = export(_lightning_ckpt(tmp_path / "b.ckpt", "espcn", ESPCN, kwargs, net), tmp_path / "espcn.pth")
-    from src.weights.checkpoints import build_eval_model
+    from src.methods.loading import build_eval_model
 
     cfg = _compose("evaluate", "model=auto", f"model.weights={path}")  # scale=4 by default: the file's x2 wins
     from src.evaluation.run import _resolve_auto

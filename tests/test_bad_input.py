@@ -3,25 +3,21 @@ model or scale, existing outputs (issue 12, items 8 and 11)."""
 
 from __future__ import annotations
 
-import os
+import functools
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from src.methods import LIGHTNING_NET_PREFIXES
 from src.weights.checkpoints import WeightsError, check_resume_checkpoint, read_file, read_weights
+from tests.cli_helpers import REPO
+from tests.cli_helpers import run_cli as _run_cli
 
-REPO = Path(__file__).resolve().parents[1]
+run_cli = functools.partial(_run_cli, timeout=300)
+
 ESPCN_ARCH = {"_target_": "src.archs.ESPCN", "num_in_ch": 1, "num_out_ch": 1, "upscale": 4, "num_feat": 8}
-
-
-def run_cli(module: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env.pop("SRSUITE_TRACEBACK", None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -128,7 +124,7 @@ def test_resume_checkpoint_of_another_scale_or_network_is_refused(tmp_path):
     # as model.weights, a checkpoint of another scale names what it is and the mismatching shapes
     with pytest.raises(WeightsError, match=r"\(a src\.train checkpoint \(espcn x4, step 7\)\).*does not match ESPCN: "
                                            r"2 shape mismatches"):
-        read_weights(ckpt, espcn_module(2).sr.net)
+        read_weights(ckpt, espcn_module(2).sr.net, LIGHTNING_NET_PREFIXES)
 
 
 def test_train_refuses_a_checkpoint_of_another_scale_before_training(tmp_path):
@@ -158,7 +154,7 @@ def test_export_refuses_to_overwrite(bad_files, tmp_path, capsys):
 def test_upscale_without_weights_names_only_its_own_keys():
     from omegaconf import OmegaConf
 
-    from src.weights.checkpoints import build_eval_model
+    from src.methods.loading import build_eval_model
 
     model_cfg = OmegaConf.create({"_target_": "src.methods.SupervisedSR", "name": "espcn", "arch": ESPCN_ARCH,
                                   "input": "lr", "color": "y", "weights": None})

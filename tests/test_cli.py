@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_cli(
-    module: str, *overrides: str, run_dir: Path | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", module, *overrides]
-    if run_dir is not None:
-        args.append(f"hydra.run.dir={run_dir}")
-    # one intra-op thread: on a 2-core machine a second busy process makes 2-thread torch ops crawl
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
-    env.pop("WANDB_API_KEY", None)
-    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    tail = f"STDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{tail}"
-    return proc
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open() as fh:
-        return list(csv.DictReader(fh))
-
-
-SMOKE = ("experiment=smoke", "trainer.enable_progress_bar=false")
+from tests.cli_helpers import SMOKE, ok, read_csv, run_cli
 
 
 @pytest.fixture(scope="module")

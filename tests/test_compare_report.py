@@ -3,11 +3,8 @@ the final held-out summary logged to W&B / CSV, and ``python -m src.report`` ove
 
 from __future__ import annotations
 
-import csv
-import os
+import functools
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,27 +14,11 @@ from PIL import Image
 from src.archs import ESPCN
 from src.evaluation.report import gather_runs, read_wandb_folder
 from src.weights.checkpoints import export_basicsr
+from tests.cli_helpers import SMOKE, ok, read_csv
+from tests.cli_helpers import run_cli as _run_cli
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = ("experiment=smoke", "trainer.enable_progress_bar=false")
+run_cli = functools.partial(_run_cli, timeout=240)
 
-
-def run_cli(module: str, *overrides: str, run_dir: Path | None = None, **env_extra: str) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", module, *overrides] + ([f"hydra.run.dir={run_dir}"] if run_dir else [])
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1", **env_extra}
-    env.pop("WANDB_API_KEY", None)
-    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    tail = f"STDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{tail}"
-    return proc
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open() as fh:
-        return list(csv.DictReader(fh))
 
 
 @pytest.fixture(scope="module")

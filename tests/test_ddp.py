@@ -3,8 +3,6 @@ loss curve for one process with batch 2B as for two processes with batch B."""
 
 from __future__ import annotations
 
-import csv
-import os
 import socket
 import subprocess
 import sys
@@ -13,23 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.cli_helpers import cli_env, read_csv
+
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = ("experiment=smoke", "trainer.enable_progress_bar=false", "logger=[csv]", "trainer.accelerator=cpu")
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
-    env.pop("WANDB_API_KEY", None)
-    return env
-
-
 def _check(proc: subprocess.CompletedProcess | subprocess.Popen, out: str, err: str) -> None:
     assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT:\n{out[-3000:]}\nSTDERR:\n{err[-3000:]}"
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open() as fh:
-        return list(csv.DictReader(fh))
 
 
 def _free_port() -> int:
@@ -48,7 +37,7 @@ def test_torchrun_two_nodes_trains_logs_once_and_validates_each_image_once(tmp_p
             f"--rdzv-endpoint=localhost:{port}", "--rdzv-id=srsuite-test", "-m", "src.train", *SMOKE,
             "trainer.num_nodes=2", "trainer.devices=1", "strategy=ddp", "data.val_photos=[astronaut,coffee,color]",
             "data.val_limit=null", "data.repeat=2", f"hydra.run.dir={tmp_path}"]
-    nodes = [subprocess.Popen(args, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nodes = [subprocess.Popen(args, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     for node in nodes:
         out, err = node.communicate(timeout=600)
@@ -72,11 +61,11 @@ def test_one_process_batch_2b_equals_two_processes_batch_b(tmp_path):
     the loss curves agree."""
     common = (*SMOKE, "data.repeat=8", "trainer.max_steps=6", "trainer.val_check_interval=6", "report.enabled=false")
     single = subprocess.run([sys.executable, "-m", "src.train", *common, "data.batch_size=8",
-                             f"hydra.run.dir={tmp_path / 'one'}"], cwd=REPO, env=_env(), capture_output=True, text=True,
-                            timeout=600)
+                             f"hydra.run.dir={tmp_path / 'one'}"], cwd=REPO, env=cli_env(), capture_output=True,
+                            text=True, timeout=600)
     _check(single, single.stdout, single.stderr)
     ddp = subprocess.run([sys.executable, "-m", "src.train", *common, "data.batch_size=4", "trainer.devices=2",
-                          "strategy=ddp", f"hydra.run.dir={tmp_path / 'two'}"], cwd=REPO, env=_env(),
+                          "strategy=ddp", f"hydra.run.dir={tmp_path / 'two'}"], cwd=REPO, env=cli_env(),
                          capture_output=True, text=True, timeout=600)
     _check(ddp, ddp.stdout, ddp.stderr)
     curves = []

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import functools
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,9 @@ from src.config.validation import validate
 from src.data import SampleDataModule
 from src.data.batch import SRBatch
 from src.degradations import BicubicDegradation, ClassicalDegradation, RealESRGANDegradation, TrainingPairPool
+from tests.cli_helpers import run_cli as _run_cli
+
+run_cli = functools.partial(_run_cli, timeout=240)
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -255,12 +256,6 @@ def test_multiscale_batches_with_a_random_pipeline():
 
 
 # ---- the command lines --------------------------------------------------------------------------------------------
-def run_cli(module: str, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
 @pytest.mark.parametrize("name", ["realesrgan", "classical"])
 def test_smoke_training_with_pipeline(name, tmp_path):
     proc = run_cli("src.train", "experiment=smoke", f"degradation={name}", "trainer.enable_progress_bar=false",

@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
-import os
 import subprocess
-import sys
 import tarfile
 import threading
 import zipfile
@@ -20,8 +18,13 @@ import yaml
 from src.config.validation import ConfigError
 from src.zoo import DownloadError, install, load_manifest, resolve_weights
 from src.zoo.manifest import CHECKSUMS, ROOTS, parse_entries
+from tests.cli_helpers import run_cli as _run_cli
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return _run_cli("src.download", *args, cwd=cwd, timeout=120, **(env or {}))
 
 
 # ---- a local file server with Range support that can drop a connection mid-file ---------------------------------
@@ -380,12 +383,6 @@ def test_manifest_consistency():
     for name in ("vgg19", "vgg16"):
         spec = entries[name].files[0]
         assert spec.checksum_kind == "sha256_prefix" and spec.name.split("-")[1].startswith(spec.checksum)
-
-
-def run_cli(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "src.download", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
 
 
 def test_cli_download_then_rerun_does_nothing(served, tmp_path):

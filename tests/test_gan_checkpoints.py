@@ -17,7 +17,8 @@ import src.config.validation  # noqa: F401  (resolvers)
 from src.evaluation.run import evaluate
 from src.inference.image_files import read_input
 from src.inference.upscale import upscale
-from src.weights.checkpoints import build_eval_model, load_weights
+from src.methods.loading import build_eval_model
+from src.weights.checkpoints import load_weights
 from src.weights.interpolation import run_interpolation
 
 REPO = Path(__file__).resolve().parents[1]

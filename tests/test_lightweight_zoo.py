@@ -20,8 +20,9 @@ from torch import nn
 
 from src.archs import CARN, CARNM, DRRN, IMDN, WDSRA, WDSRB, LapSRN, MSLapSRN
 from src.data.batch import SRBatch
+from src.methods.loading import build_eval_model
 from src.storage.atomic import TMP_MARK
-from src.weights.checkpoints import WeightsError, build_eval_model, export_basicsr, load_into, read_weights
+from src.weights.checkpoints import WeightsError, export_basicsr, load_into, read_weights
 
 REPO = Path(__file__).resolve().parents[1]
 State = dict[str, torch.Tensor]

@@ -3,36 +3,17 @@ their validation metrics in every logger, ``src.report`` over a sweep folder."""
 
 from __future__ import annotations
 
-import csv
-import os
-import subprocess
-import sys
+import functools
 from pathlib import Path
 
 import pytest
 
 from src.evaluation.report import read_wandb_folder
+from tests.cli_helpers import REPO, SMOKE, ok, read_csv
+from tests.cli_helpers import run_cli as _run_cli
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = ("experiment=smoke", "trainer.enable_progress_bar=false")
+run_cli = functools.partial(_run_cli, timeout=300)
 
-
-def run_cli(module: str, *overrides: str, timeout: int = 300, **env_extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1", **env_extra}
-    env.pop("WANDB_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", module, *overrides], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    tail = f"STDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{tail}"
-    return proc
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open() as fh:
-        return list(csv.DictReader(fh))
 
 
 MODELS = ("srcnn", "fsrcnn", "espcn")

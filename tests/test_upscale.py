@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +21,10 @@ from src.inference.image_files import OutputExistsError, plan_outputs, read_inpu
 from src.inference.tiling import blend_weights
 from src.inference.upscale import ModelRunner, Upscaler, UpscaleSettings, to_gray, upscale
 from src.methods import BicubicSR
+from tests.cli_helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
+_run = functools.partial(run_cli, "src.upscale", timeout=180)  # the CLI as a user runs it
 TOL = 1 / 255
 
 
@@ -396,12 +396,6 @@ def test_scale_from_lightning_checkpoint(tmp_path):
 
 
 # ---- the CLI as a user runs it ---------------------------------------------------------------------------------------
-def _run(*overrides: str, run_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "src.upscale", *overrides, f"hydra.run.dir={run_dir}"]
-    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
-
-
 def test_cli_bicubic_formats(tmp_path):
     folder = tmp_path / "photos"
     _png(folder / "rgb.png", 9, 7)

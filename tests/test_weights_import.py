@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from src.archs import EDSR, ESPCN, RCAN, VDSR, RRDBNet
+from src.methods import LIGHTNING_NET_PREFIXES as NET
+from src.methods.loading import build_eval_model
 from src.weights.checkpoints import (
     WeightsError,
-    build_eval_model,
     export_basicsr,
     load_into,
     load_weights,
@@ -76,21 +77,26 @@ def mean_shift(rgb_range: float = 255.0, mean: torch.Tensor = DIV2K_MEAN) -> Sta
     }
 
 
+def _edsr_pytorch_head_tail(parts: list[str]) -> str | None:
+    """EDSR-PyTorch's names for the first conv and the upsampling tail (the same in its EDSR and RCAN)."""
+    if parts[0] == "conv_first":
+        return "head.0." + parts[-1]
+    if parts[0] == "upsample":
+        return f"tail.0.{parts[1]}.{parts[-1]}"
+    if parts[0] == "conv_last":
+        return "tail.1." + parts[-1]
+    return None
+
+
 def to_official_edsr(state: State, num_block: int, rgb_range: float = 255.0) -> State:
     out = mean_shift(rgb_range)
     for key, value in state.items():
         parts = key.split(".")
-        if parts[0] == "conv_first":
-            new = "head.0." + parts[-1]
-        elif parts[0] == "body":  # body.i.conv1 / conv2 -> body.i.body.0 / 2
+        if parts[0] == "body":  # body.i.conv1 / conv2 -> body.i.body.0 / 2
             new = f"body.{parts[1]}.body.{0 if parts[2] == 'conv1' else 2}.{parts[-1]}"
         elif parts[0] == "conv_after_body":
             new = f"body.{num_block}.{parts[-1]}"
-        elif parts[0] == "upsample":
-            new = f"tail.0.{parts[1]}.{parts[-1]}"
-        elif parts[0] == "conv_last":
-            new = "tail.1." + parts[-1]
-        else:
+        elif (new := _edsr_pytorch_head_tail(parts)) is None:
             raise AssertionError(key)
         out[new] = value
     return out
@@ -109,15 +115,9 @@ def to_official_rcan(state: State, num_group: int, num_block: int) -> State:
                 new = f"{prefix}.3.conv_du.{int(parts[7]) - 1}.{parts[-1]}"
         elif parts[0] == "body":  # body.g.conv -> body.g.body.{num_block}
             new = f"body.{parts[1]}.body.{num_block}.{parts[-1]}"
-        elif parts[0] == "conv_first":
-            new = "head.0." + parts[-1]
         elif parts[0] == "conv_after_body":
             new = f"body.{num_group}.{parts[-1]}"
-        elif parts[0] == "upsample":
-            new = f"tail.0.{parts[1]}.{parts[-1]}"
-        elif parts[0] == "conv_last":
-            new = "tail.1." + parts[-1]
-        else:
+        elif (new := _edsr_pytorch_head_tail(parts)) is None:
             raise AssertionError(key)
         out[new] = value
     return out
@@ -195,11 +195,11 @@ def test_layout_round_trip(case, tmp_path):
     source = made(factory, seed=1)
     path = write(state_of(source), tmp_path)
     target = made(factory, seed=2)
-    state, description = read_weights(path, target)
+    state, description = read_weights(path, target, NET)
     assert layout in description
     target.load_state_dict(state, strict=True)
     assert_same_outputs(source, target)
-    assert set(load_weights(path)) == set(source.state_dict())  # no network needed to convert
+    assert set(load_weights(path, net_prefixes=NET)) == set(source.state_dict())  # no network needed to convert
 
 
 def test_params_ema_is_preferred(tmp_path):
@@ -215,7 +215,7 @@ def test_lightning_ema_copy_is_preferred(tmp_path):
     sd = {f"sr.net.{k}": v for k, v in state_of(net).items()} | {f"ema_sr.net.{k}": v for k, v in state_of(ema).items()}
     path = _save({"state_dict": sd, "hyper_parameters": {}}, tmp_path / "ema.ckpt")
     target = made(tiny_edsr, 2)
-    load_into(target, path)
+    load_into(target, path, NET)
     assert_same_outputs(ema, target)
 
 
@@ -463,3 +463,25 @@ def test_official_vdsr_reproduces_published_set5_x2(shared_root, benchmarks_root
     assert len(scores) == 5
     assert psnr >= 37.43, psnr
     assert ssim >= 0.957, ssim
+
+
+def test_weight_io_imports_no_method_and_methods_name_their_prefix(tmp_path):
+    """The I/O floor (reading files, containers, layouts, detection, writing, ONNX/TorchScript) imports nothing of
+    src.methods; the Lightning prefix that reading a method's checkpoint needs is the method's own."""
+    from src.methods import AdversarialSR, SupervisedSR
+
+    code = ("import sys; import src.weights.checkpoints, src.weights.detection, src.weights.writing, "
+            "src.weights.deploy; print(sorted(m for m in sys.modules if m.startswith('src.methods')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    method = SupervisedSR(name="espcn", arch=ESPCN_ARCH, scale=2, color="y")
+    net_keys = {k for k in method.state_dict() if k.startswith(method.net_prefix)}
+    assert {k[len(method.net_prefix):] for k in net_keys} == set(method.net.state_dict())
+    assert (SupervisedSR.net_prefix,) == NET and AdversarialSR.net_prefix == SupervisedSR.net_prefix
+    # without the prefix a method's checkpoint is a plain {'state_dict': …} wrapper whose keys fit no network
+    path = _lightning_ckpt(tmp_path / "espcn.ckpt", method.net)
+    with pytest.raises(WeightsError, match=r"unexpected keys \(6\): sr\.net\.conv1\.weight"):
+        read_weights(path, method.net)
+    assert set(load_weights(path, method.net, NET)) == set(method.net.state_dict())

@@ -44,7 +44,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def build_vdsr(weights: Path, scale: int):
     from hydra import compose, initialize_config_dir
 
-    from src.weights.checkpoints import build_eval_model
+    from src.methods.loading import build_eval_model
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("evaluate", overrides=["model=vdsr", f"model.weights={weights}", f"scale={scale}"])

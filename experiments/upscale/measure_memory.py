@@ -87,7 +87,7 @@ def child(args: argparse.Namespace) -> dict:
     result = {"mode": args.mode, "tile": args.tile, "overlap": args.overlap, "size": args.size, "scale": args.scale}
     if args.mode == "network":
         from src.inference import tiled_forward
-        from src.weights.checkpoints import build_eval_model
+        from src.methods.loading import build_eval_model
 
         cfg.scale = args.scale
         model = build_eval_model(cfg.model, args.scale, None).eval()

@@ -344,7 +344,7 @@ def fetch_wandb_project(path: str, timeout: int = 30) -> list[WandbRun]:
         api = wandb.Api(timeout=timeout)
         runs = []
         for run in api.runs(path):
-            summary = dict(run.summary._json_dict) if hasattr(run.summary, "_json_dict") else dict(run.summary)
+            summary = dict(run.summary_metrics)  # the public API's summary as plain JSON values
             runs.append(WandbRun(run.id, run.name, dict(run.config), summary, path, run.group or ""))
     except Exception as exc:  # noqa: BLE001 - network, auth and missing-project errors all end here
         raise ConfigError(f"could not read W&B project {path!r} ({type(exc).__name__}: {exc}). {hint}") from None

@@ -18,10 +18,11 @@ from src.evaluation.benchmark import benchmark_options, load_benchmark_set, scor
 from src.evaluation.metric_suite import build_metric_suite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
+from src.methods.loading import LIGHTNING_NET_PREFIXES, build_eval_model
 from src.metrics.efficiency import count_parameters
 from src.storage.atomic import write_text
 from src.weights.auto_model import is_auto
-from src.weights.checkpoints import build_eval_model, read_hparams
+from src.weights.files import read_hparams
 from src.zoo import resolve_weight_keys, resolve_weights
 
 POSTPROCESS = ("none", "back_projection")
@@ -297,7 +298,7 @@ def _auto_scale(spec: MethodSpec) -> int | None:
     from src.weights.detection import detect_file
 
     given = {k: v for k, v in (spec.overrides.get("arch") or {}).items() if v is not None}
-    found = detect_file(spec.weights, given)
+    found = detect_file(spec.weights, given, net_prefixes=LIGHTNING_NET_PREFIXES)
     return found.scale if found.entry.scale_arg else None
 
 

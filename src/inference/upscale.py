@@ -208,7 +208,7 @@ def resolve_scale(cfg: DictConfig) -> int:
     """``scale``, else the scale of a Lightning checkpoint given as ``model.weights``, else 4."""
     from hydra.utils import get_class
 
-    from src.weights.checkpoints import read_hparams
+    from src.weights.files import read_hparams
 
     if cfg.scale is not None:
         return cfg.scale  # checked by check_settings
@@ -234,7 +234,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
     """Super-resolve every input of ``cfg`` (see ``conf/upscale.yaml``); returns the written files."""
     from src.inference import size_multiple
     from src.inference.tiling import min_input_size
-    from src.weights.checkpoints import build_eval_model
+    from src.methods.loading import build_eval_model
 
     drop_training_groups(cfg)
     check_schema_keys(cfg, UpscaleConfig, "<root>")  # a misspelled key before any download

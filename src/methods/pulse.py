@@ -54,6 +54,7 @@ from src.config.schema import GeneratorConfig, keys_of
 from src.config.validation import ConfigError, check_keys
 from src.degradations import imresize
 from src.storage.atomic import write_bytes
+from src.weights.checkpoints import compare_state_dicts
 
 SCHEDULES = ("fixed", "linear1cycle", "linear1cycledrop")
 NOISE = ("zero", "fixed", "trainable")
@@ -380,11 +381,9 @@ def load_generator(arch: Mapping | None, weights: str | Path | None) -> nn.Modul
                               "(e.g. generator=stylegan2_ffhq)")
         sd = rosinality_state_dict(state) if any(k in state for k in ("g_ema", "g", "input.input")) else state
     net = instantiate(arch)
-    own = net.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    mismatched = [k for k, v in sd.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    if missing or unexpected or mismatched:
+    diff = compare_state_dicts(sd, net.state_dict())
+    missing, unexpected, mismatched = diff.missing, diff.unexpected, [k for k, _, _ in diff.shapes]
+    if diff:
         def few(keys):
             return ", ".join(keys[:5]) + (" …" if len(keys) > 5 else "") if keys else "none"
 

@@ -31,6 +31,7 @@ from src.methods.guard import (
 )
 from src.methods.resume import reconcile_lr_schedulers
 from src.methods.sr_forward import SRForward
+from src.weights.checkpoints import load_into
 
 INPUT_MODES = ("lr", "bicubic")
 COLOR_MODES = ("rgb", "y")
@@ -90,6 +91,8 @@ class SupervisedSR(L.LightningModule):
             :class:`~src.methods.guard.DivergenceError`; a finite loss that grows ``loss_growth``-fold is
             warned about. Not a hyperparameter (not saved in checkpoints).
     """
+
+    net_prefix = "sr.net."  # where the network's keys start in state_dict() and checkpoints (self.sr.net)
 
     def __init__(
         self,
@@ -154,9 +157,7 @@ class SupervisedSR(L.LightningModule):
         )
         net: nn.Module = instantiate(self.hparams.arch)
         if weights:
-            from src.weights.checkpoints import load_into  # lazy: src.weights.checkpoints imports src.methods
-
-            load_into(net, weights)  # logs the detected container and layout
+            load_into(net, weights, (self.net_prefix,))  # logs the detected container and layout
         self.sr = SRForward(net, scale=scale, input=input, color=color, channels_last=channels_last)
         self.sr_ema: SRForward | None = None
         if ema_decay is not None:

@@ -35,7 +35,7 @@ from src.training.callbacks import (
 )
 from src.training.loggers import finish_wandb
 from src.weights.checkpoints import check_resume_checkpoint
-from src.weights.detection import export_weights, metadata
+from src.weights.writing import export_weights, metadata
 from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)

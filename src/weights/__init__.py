@@ -1,3 +1,5 @@
-"""Network weights: file layouts and loading (:mod:`.checkpoints`), architecture detection from a state dict
-(:mod:`.detection`), building a network from a file (:mod:`.auto_model`), deployable formats (:mod:`.deploy`) and
-network interpolation (:mod:`.interpolation`)."""
+"""Network weights. The ground floor (files and networks, no methods): reading files (:mod:`.files`), containers
+(:mod:`.containers`), official key layouts (:mod:`.layouts`), the loading API (:mod:`.checkpoints`), the table of
+networks (:mod:`.arch_table`), architecture detection (:mod:`.detection`), writing for other programs
+(:mod:`.writing`) and ONNX/TorchScript (:mod:`.deploy`). Above the methods: ``model=auto`` configs
+(:mod:`.auto_model`) and network interpolation (:mod:`.interpolation`)."""

@@ -48,7 +48,7 @@ def _options() -> list[str]:
 
 def _resolve_onnx(cfg: DictConfig, source: str, scale: int | None, fallback_scale: int | None):
     """An exported ONNX graph (``python -m src.export … format=onnx``): its metadata names the model option, scale,
-    input and colour handling; it runs through onnxruntime (:func:`src.weights.checkpoints.build_eval_model`)."""
+    input and colour handling; it runs through onnxruntime (:func:`src.methods.loading.build_eval_model`)."""
     from types import SimpleNamespace
 
     from src.weights.deploy import ExportError, read_onnx_spec
@@ -88,8 +88,9 @@ def resolve_auto(cfg: DictConfig, source: str | None = None, scale: int | None =
     that is an error naming ``scale=``. ``keep_weights=False`` leaves ``model.weights`` empty (the file came as
     ``ckpt_path``).
     """
-    from src.weights.checkpoints import WeightsError
+    from src.methods.loading import LIGHTNING_NET_PREFIXES
     from src.weights.detection import detect_file
+    from src.weights.files import WeightsError
     from src.zoo import resolve_weights
 
     auto = cfg.model
@@ -101,7 +102,7 @@ def resolve_auto(cfg: DictConfig, source: str | None = None, scale: int | None =
         return _resolve_onnx(cfg, source, scale, fallback_scale)
     given = {str(k): v for k, v in (OmegaConf.to_container(auto.get("arch") or {}, resolve=True)).items()}
     try:
-        found = detect_file(source, given, scale)
+        found = detect_file(source, given, scale, LIGHTNING_NET_PREFIXES)
     except WeightsError as exc:
         raise ConfigError(str(exc).replace("\n", " ")) from None
     if found.entry.scale_arg and scale is not None and found.scale != int(scale):

@@ -233,16 +233,3 @@ class OnnxNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {"lr": x.detach().float().cpu().numpy().astype(self.input_type)})[0]
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
-
-
-def onnx_sr_model(path: str | Path, scale: int) -> nn.Module:
-    """An RGB LR -> RGB SR model (:class:`~src.methods.sr_forward.SRForward`) around an exported ONNX file, with
-    the colour and input handling its metadata states."""
-    from src.methods.sr_forward import SRForward
-
-    net = OnnxNetwork(path)
-    spec = net.spec
-    if spec.input == "lr" and int(scale) != spec.scale:
-        raise ExportError(f"{path} is a x{spec.scale} network; scale={scale} was asked for")
-    return SRForward(net, scale=scale if spec.input == "bicubic" else spec.scale, input=spec.input,
-                     color=spec.colour).eval()

@@ -1,32 +1,23 @@
-"""Which network a weights file holds, and which layout to write for other programs.
+"""Which network a weights file holds (``model=auto``).
 
-:data:`ARCHS` has one :class:`ArchEntry` per network of :mod:`src.archs`: a key signature (regular expressions over
-our BasicSR-style key names), a function reading the constructor arguments from the tensor shapes, the knobs the
-shapes cannot tell (with their default, or how to pass them), the ``conf/model`` option whose training recipe goes
-with it, and the layout other clients read. :func:`detect_file` reads a file with :mod:`src.weights.checkpoints` (every
-container and key layout it knows: BasicSR, our Lightning checkpoints, official EDSR/RCAN, original ESRGAN, VDSR
-``.mat``), tries the entries whose signature fits, builds each candidate on the ``meta`` device and keeps the
-first whose ``state_dict()`` has exactly the file's keys and shapes. A file that fits nothing is a
-:class:`~src.weights.checkpoints.WeightsError` of one line naming the closest candidates and why they did not fit.
+:func:`detect_file` reads a file with :mod:`src.weights.checkpoints` (every container and key layout it knows:
+BasicSR, the methods' Lightning checkpoints, official EDSR/RCAN, original ESRGAN, VDSR ``.mat`` …), tries the
+entries of :data:`src.weights.arch_table.ARCHS` whose signature fits, builds each candidate on the ``meta`` device
+and keeps the first whose ``state_dict()`` has exactly the file's keys and shapes. A file that fits nothing is a
+:class:`~src.weights.files.WeightsError` of one line naming the closest candidates and why they did not fit.
 
 Knobs the shapes cannot tell (EDSR's ``res_scale``, the activation of a PReLU-free SRVGGNetCompact, FSRCNN's
 stride, the scale of a bicubic-input SRCNN/VDSR …) come, in this order, from the caller (``model.arch.*`` /
-``scale=``), from the ``srsuite`` metadata that :func:`export_weights` writes beside ``params`` (and from the
-hyperparameters of our Lightning checkpoints), from an official EDSR/RCAN mean shift, then from the entry's
-default; a knob without a default is an error naming the key to pass.
-
-:func:`export_weights` writes ``{'params', 'params_ema', 'srsuite'}`` in the layout most clients read for that
-network (:attr:`ArchEntry.clients`): BasicSR key names, except RCAN, which gets the official EDSR-PyTorch names
-that chaiNNer's loader (spandrel 0.4.2) recognises. To add a network, append one entry.
+``scale=``), from the ``srsuite`` metadata that :func:`src.weights.writing.export_weights` writes beside
+``params`` (and from the hyperparameters of the methods' Lightning checkpoints), from an official EDSR/RCAN mean
+shift, then from the entry's default; a knob without a default is an error naming the key to pass.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,417 +26,19 @@ from typing import Any
 import torch
 from hydra.utils import get_class
 
-from src.weights.checkpoints import (
-    DEFAULT_IMG_RANGE,
-    DEFAULT_RGB_MEAN,
-    StateDict,
-    WeightsError,
-    convert,
-    export_basicsr,
-    read_file,
-    unwrap,
-)
-
-log = logging.getLogger(__name__)
+from src.weights.arch_table import ARCHS, REQUIRED, ArchEntry, Knob, UnfitError
+from src.weights.checkpoints import compare_state_dicts
+from src.weights.containers import unwrap
+from src.weights.files import StateDict, WeightsError, read_file
+from src.weights.layouts import DEFAULT_IMG_RANGE, convert
 
 META_KEY = "srsuite"  # the metadata entry beside params / params_ema (ignored by BasicSR, Real-ESRGAN, spandrel)
 META_FIELDS = ("name", "arch", "scale", "input", "color")
-REQUIRED = "<required>"
-
-
-class UnfitError(Exception):
-    """Why an entry does not fit a state dict (one short phrase)."""
 
 
 class MissingKnobError(WeightsError):
     """The network fits, but a constructor argument it needs is not in the file: the message names the key."""
 
-
-@dataclass(frozen=True)
-class Knob:
-    """A constructor argument the shapes cannot tell.
-
-    ``default``: a value, a function of the other arguments, or :data:`REQUIRED`; ``how``: the key that sets it;
-    ``probe``: a stand-in used to check the structure while the real value is unknown (no influence on shapes).
-    """
-
-    default: Any = REQUIRED
-    how: str = ""
-    probe: Any = None
-
-
-@dataclass(frozen=True)
-class ArchEntry:
-    """One network: how to recognise it in a state dict (our key names) and what to write for other clients.
-
-    Args:
-        name: class name in :mod:`src.archs`.
-        signature: regular expressions; each must fully match some key for the entry to be tried.
-        infer: state dict -> constructor arguments readable from the shapes (raises :class:`UnfitError`).
-        option: the ``conf/model`` option with this network's training recipe (a function of the arguments).
-        input: ``lr`` (the network upsamples) or ``bicubic`` (it refines a bicubic-upsampled input: no scale).
-        scale_arg: the constructor argument holding the SR factor (``None`` for bicubic-input networks).
-        knobs: arguments the shapes cannot tell (:class:`Knob`).
-        clients: the arguments -> programs that read the exported file, besides srsuite.
-        to_client: our keys -> the layout those clients read (``None``: BasicSR key names, as ours).
-    """
-
-    name: str
-    signature: tuple[str, ...]
-    infer: Callable[[StateDict], dict[str, Any]]
-    option: Callable[[dict[str, Any]], str]
-    input: str = "lr"
-    scale_arg: str | None = "upscale"
-    knobs: Mapping[str, Knob] = field(default_factory=dict)
-    clients: Callable[[dict[str, Any]], str] = lambda kw: ""
-    to_client: Callable[[StateDict, dict[str, Any]], StateDict | None] | None = None
-
-    @property
-    def target(self) -> str:
-        return f"src.archs.{self.name}"
-
-
-# ---- shape helpers ----------------------------------------------------------------------------------------------
-def _shape(state: StateDict, key: str) -> tuple[int, ...]:
-    if key not in state:
-        raise UnfitError(f"no {key}")
-    return tuple(state[key].shape)
-
-
-def _indices(state: StateDict, prefix: str) -> list[int]:
-    pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.")
-    return sorted({int(m.group(1)) for k in state if (m := pattern.match(k))})
-
-
-def _count(state: StateDict, prefix: str) -> int:
-    """n for a sequence ``prefix.0 … prefix.{n-1}``."""
-    found = _indices(state, prefix)
-    if found != list(range(len(found))):
-        raise UnfitError(f"{prefix}.* indices are not 0…n-1 ({found[:6]})")
-    return len(found)
-
-
-def _conv_indices(state: StateDict, prefix: str) -> list[int]:
-    """Indices i with a 4-D ``prefix.i.weight`` (convolutions, not PReLU slopes)."""
-    return [i for i in _indices(state, prefix) if state.get(f"{prefix}.{i}.weight", torch.empty(0)).ndim == 4]
-
-
-def _root(n: int, base: int) -> int:
-    """r with r*r*base == n, else :class:`UnfitError`."""
-    r = math.isqrt(n // base) if base and n % base == 0 else 0
-    if r < 1 or r * r * base != n:
-        raise UnfitError(f"{n} output channels are not {base}·r² for an integer r")
-    return r
-
-
-def _shuffle_scale(state: StateDict, prefix: str, num_feat: int, convs: list[int]) -> int:
-    """Scale of a sub-pixel upsampler: log2(s) convs to 4·C (x2^n) or one conv to 9·C (x3)."""
-    if not convs:
-        return 1
-    outs = [state[f"{prefix}.{i}.weight"].shape[0] for i in convs]
-    if len(outs) == 1 and outs[0] == 9 * num_feat:
-        return 3
-    if all(o == 4 * num_feat for o in outs):
-        return 2 ** len(outs)
-    raise UnfitError(f"{prefix} convs give {outs} channels: neither 4·{num_feat} per x2 step nor one 9·{num_feat} (x3)")
-
-
-def _in_out(state: StateDict, first: str, last: str) -> dict[str, int]:
-    return {"num_in_ch": _shape(state, first)[1], "num_out_ch": _shape(state, last)[0]}
-
-
-# ---- the networks -----------------------------------------------------------------------------------------------
-def _rrdbnet(s: StateDict) -> dict[str, Any]:
-    num_feat, c_in = _shape(s, "conv_first.weight")[:2]
-    out = _shape(s, "conv_last.weight")[0]
-    # Real-ESRGAN's x2 / x1 models pixel-unshuffle the input by 2 / 4 in front of the same x4 trunk
-    scale, num_in = (2, c_in // 4) if c_in == 4 * out else (1, c_in // 16) if c_in == 16 * out else (4, c_in)
-    return {"num_in_ch": num_in, "num_out_ch": out, "scale": scale, "num_feat": num_feat,
-            "num_block": _count(s, "body"), "num_grow_ch": _shape(s, "body.0.rdb1.conv1.weight")[0]}
-
-
-def _srvgg(s: StateDict) -> dict[str, Any]:
-    convs = _conv_indices(s, "body")
-    if len(convs) < 2 or convs != list(range(0, 2 * len(convs), 2)):
-        raise UnfitError(f"convs at body.{convs[:4]}… instead of body.0, body.2, …")
-    num_feat, c_in = _shape(s, "body.0.weight")[:2]
-    total = _shape(s, f"body.{convs[-1]}.weight")[0]
-    out = next((c for c in dict.fromkeys((c_in, 3, 1)) if total % c == 0 and math.isqrt(total // c) ** 2 * c == total),
-               None)
-    if out is None:
-        raise UnfitError(f"the last conv's {total} channels are not C·r²")
-    kwargs = {"num_in_ch": c_in, "num_out_ch": out, "num_feat": num_feat, "num_conv": len(convs) - 2,
-              "upscale": _root(total, out)}
-    if "body.1.weight" in s:  # channel-wise PReLU slopes; ReLU / LeakyReLU leave no trace
-        kwargs["act_type"] = "prelu"
-    return kwargs
-
-
-def _edsr(s: StateDict) -> dict[str, Any]:
-    num_feat = _shape(s, "conv_first.weight")[0]
-    return {**_in_out(s, "conv_first.weight", "conv_last.weight"), "num_feat": num_feat,
-            "num_block": _count(s, "body"),
-            "upscale": _shuffle_scale(s, "upsample", num_feat, _conv_indices(s, "upsample"))}
-
-
-def _rcan(s: StateDict) -> dict[str, Any]:
-    num_feat = _shape(s, "conv_first.weight")[0]
-    squeezed = _shape(s, "body.0.residual_group.0.rcab.3.attention.1.weight")[0]
-    return {**_in_out(s, "conv_first.weight", "conv_last.weight"), "num_feat": num_feat,
-            "num_group": _count(s, "body"), "num_block": _count(s, "body.0.residual_group"),
-            "squeeze_factor": num_feat // squeezed,
-            "upscale": _shuffle_scale(s, "upsample", num_feat, _conv_indices(s, "upsample"))}
-
-
-def _rdn(s: StateDict) -> dict[str, Any]:
-    num_feat, c_in = _shape(s, "SFENet1.weight")[:2]
-    grow = _shape(s, "RDBs.0.convs.0.conv.0.weight")[0]
-    if "UPNet.4.weight" in s:
-        upscale, out = 4, _shape(s, "UPNet.4.weight")[0]
-    else:
-        upscale, out = _root(_shape(s, "UPNet.0.weight")[0], grow), _shape(s, "UPNet.2.weight")[0]
-    return {"num_in_ch": c_in, "num_out_ch": out, "num_feat": num_feat, "num_block": _count(s, "RDBs"),
-            "num_conv": _count(s, "RDBs.0.convs"), "num_grow_ch": grow, "upscale": upscale}
-
-
-def _msrresnet(s: StateDict) -> dict[str, Any]:
-    num_feat = _shape(s, "conv_first.weight")[0]
-    upscale = 4 if "upconv2.weight" in s else _root(_shape(s, "upconv1.weight")[0], num_feat)
-    return {**_in_out(s, "conv_first.weight", "conv_last.weight"), "num_feat": num_feat,
-            "num_block": _count(s, "body"), "upscale": upscale}
-
-
-def _srresnet(s: StateDict) -> dict[str, Any]:
-    num_feat = _shape(s, "conv_first.weight")[0]
-    convs = [i for i in _conv_indices(s, "upsample") if i % 3 == 0]
-    return {**_in_out(s, "conv_first.weight", "conv_last.weight"), "num_feat": num_feat,
-            "num_block": _count(s, "body"), "upscale": _shuffle_scale(s, "upsample", num_feat, convs)}
-
-
-def _espcn(s: StateDict) -> dict[str, Any]:
-    kernels = tuple(_shape(s, f"conv{i}.weight")[-1] for i in (1, 2, 3))
-    if kernels != (5, 3, 3):
-        raise UnfitError(f"kernels {kernels}, ESPCN has (5, 3, 3)")
-    num_feat, c_in = _shape(s, "conv1.weight")[:2]
-    upscale = _root(_shape(s, "conv3.weight")[0], c_in)
-    if upscale < 2:  # x1 would be SRCNN 5-3-3 with tanh: the shapes cannot tell them apart
-        raise UnfitError("x1 sub-pixel output")
-    return {"num_in_ch": c_in, "num_out_ch": c_in, "upscale": upscale, "num_feat": num_feat}
-
-
-def _srcnn(s: StateDict) -> dict[str, Any]:
-    return {**_in_out(s, "conv1.weight", "conv3.weight"), "num_feat": _shape(s, "conv1.weight")[0],
-            "num_feat2": _shape(s, "conv2.weight")[0],
-            "kernel_sizes": [_shape(s, f"conv{i}.weight")[-1] for i in (1, 2, 3)]}
-
-
-def _fsrcnn(s: StateDict) -> dict[str, Any]:
-    convs = _conv_indices(s, "body")
-    d, c_in = _shape(s, "body.0.weight")[:2]
-    return {"num_in_ch": c_in, "num_out_ch": _shape(s, "deconv.weight")[1], "d": d,
-            "s": _shape(s, "body.2.weight")[0], "m": len(convs) - 3}
-
-
-def _vdsr(s: StateDict) -> dict[str, Any]:
-    n = _count(s, "layers")
-    return {**_in_out(s, "layers.0.weight", f"layers.{n - 1}.weight"), "num_feat": _shape(s, "layers.0.weight")[0],
-            "num_layers": n}
-
-
-_RCAN_EXPORT_RULES = (  # our keys -> official EDSR-PyTorch RCAN keys (the inverse of checkpoints.RCAN_RULES)
-    (r"body\.(\d+)\.residual_group\.(\d+)\.rcab\.([02])\.(weight|bias)", r"body.\1.body.\2.body.\3.\4"),
-    (r"body\.(\d+)\.residual_group\.(\d+)\.rcab\.3\.attention\.1\.(weight|bias)",
-     r"body.\1.body.\2.body.3.conv_du.0.\3"),
-    (r"body\.(\d+)\.residual_group\.(\d+)\.rcab\.3\.attention\.3\.(weight|bias)",
-     r"body.\1.body.\2.body.3.conv_du.2.\3"),
-    (r"conv_first\.(weight|bias)", r"head.0.\1"),
-    (r"upsample\.(\d+)\.(weight|bias)", r"tail.0.\1.\2"),
-    (r"conv_last\.(weight|bias)", r"tail.1.\1"),
-)
-
-
-def _rcan_official(state: StateDict, kwargs: dict[str, Any]) -> StateDict | None:
-    """Official RCAN keys with the ``sub_mean``/``add_mean`` convs, as spandrel's RCAN loader expects; ``None``
-    when the network is not the one that loader builds (it fixes rgb_range = 255 and res_scale = 1)."""
-    if float(kwargs.get("img_range", DEFAULT_IMG_RANGE)) != 255.0 or float(kwargs.get("res_scale", 1)) != 1.0:
-        return None
-    if kwargs["num_in_ch"] != 3 or kwargs["num_out_ch"] != 3:
-        return None
-    groups, blocks = kwargs["num_group"], kwargs["num_block"]
-    rules = [*((re.compile(p), r) for p, r in _RCAN_EXPORT_RULES),
-             (re.compile(r"body\.(\d+)\.conv\.(weight|bias)"), rf"body.\1.body.{blocks}.\2"),
-             (re.compile(r"conv_after_body\.(weight|bias)"), rf"body.{groups}.\1")]
-    out: StateDict = {}
-    for key, value in state.items():
-        for pattern, repl in rules:
-            if pattern.fullmatch(key):
-                key = pattern.sub(repl, key)
-                break
-        else:
-            raise WeightsError(f"RCAN export: no official name for {key}")
-        out[key] = value
-    mean = torch.tensor([float(v) for v in kwargs.get("rgb_mean", DEFAULT_RGB_MEAN)]).expand(3) * 255.0
-    eye = torch.eye(3).view(3, 3, 1, 1)
-    out.update({"sub_mean.weight": eye.clone(), "sub_mean.bias": -mean.clone(),
-                "add_mean.weight": eye.clone(), "add_mean.bias": mean.clone()})
-    return out
-
-
-_Y_ONLY = "srsuite only (Y-channel network: no other client reads it)"
-
-
-def _y_or_rgb(kwargs: dict[str, Any]) -> str:
-    return _Y_ONLY if kwargs["num_in_ch"] == 1 else "srsuite only"
-
-
-def _mean_knobs() -> dict[str, Knob]:
-    return {"img_range": Knob(DEFAULT_IMG_RANGE, "model.arch.img_range=<r>"),
-            "rgb_mean": Knob(list(DEFAULT_RGB_MEAN), "model.arch.rgb_mean=[r,g,b]")}
-
-
-# -- zoo II: CARN / CARN-M, IMDN, LapSRN / MS-LapSRN, WDSR-A / -B, DRRN --
-def _carn(s: StateDict) -> dict[str, Any]:
-    num_feat, c_in = _shape(s, "entry.weight")[:2]
-    multi = "upsample.up2.body.0.weight" in s
-    first = "upsample.up2.body.0.weight" if multi else "upsample.up.body.0.weight"
-    kwargs: dict[str, Any] = {"num_in_ch": c_in, "num_out_ch": _shape(s, "exit.weight")[0], "num_feat": num_feat,
-                              "multi_scale": multi, "group": num_feat // _shape(s, first)[1]}
-    if not multi:
-        kwargs["upscale"] = _shuffle_scale(s, "upsample.up.body", num_feat, _conv_indices(s, "upsample.up.body"))
-    return kwargs
-
-
-def _carn_m(s: StateDict) -> dict[str, Any]:
-    if "b1.b2.body.0.weight" in s:
-        raise UnfitError("three residual units per block (CARN, not CARN-M)")
-    return _carn(s)
-
-
-def _imdn(s: StateDict) -> dict[str, Any]:
-    nf, in_nc = _shape(s, "fea_conv.weight")[:2]
-    modules = len({k.split(".")[0] for k in s if re.fullmatch(r"IMDB\d+\..*", k)})
-    return {"in_nc": in_nc, "nf": nf, "num_modules": modules, "out_nc": in_nc,
-            "upscale": _root(_shape(s, "upsampler.0.weight")[0], in_nc)}
-
-
-def _lapsrn(s: StateDict) -> dict[str, Any]:
-    num_feat, c_in, k = _shape(s, "input_conv.weight")[:3]
-    return {"num_in_ch": c_in, "num_feat": num_feat, "depth": _count(s, "levels.0.convs"),
-            "upscale": 2 ** _count(s, "levels"), "kernel_size": k}
-
-
-def _mslapsrn(s: StateDict) -> dict[str, Any]:
-    num_feat, c_in, k = _shape(s, "input_conv.weight")[:3]
-    return {"num_in_ch": c_in, "num_feat": num_feat, "depth": _count(s, "convs"), "kernel_size": k}
-
-
-def _wdsr(s: StateDict) -> dict[str, Any]:
-    num_feat, colors = _shape(s, "head.0.weight_v")[:2]
-    return {"num_colors": colors, "num_feat": num_feat, "num_block": _count(s, "body"),
-            "upscale": _root(_shape(s, "tail.0.weight_v")[0], colors)}
-
-
-def _wdsr_a(s: StateDict) -> dict[str, Any]:
-    return {**_wdsr(s), "block_feats": _shape(s, "body.0.body.0.weight_v")[0]}
-
-
-def _wdsr_b(s: StateDict) -> dict[str, Any]:
-    kw = _wdsr(s)
-    wide, low = _shape(s, "body.0.body.0.weight_v")[0], _shape(s, "body.0.body.2.weight_v")[0]
-    if wide % kw["num_feat"]:
-        raise UnfitError(f"expansion {wide} is not a multiple of {kw['num_feat']}")
-    return {**kw, "expand": wide // kw["num_feat"], "linear": low / kw["num_feat"]}
-
-
-def _drrn(s: StateDict) -> dict[str, Any]:
-    num_feat, c_in = _shape(s, "blocks.0.entry.weight")[:2]
-    kwargs: dict[str, Any] = {"num_in_ch": c_in, "num_out_ch": _shape(s, "output.weight")[0], "num_feat": num_feat,
-                              "num_blocks": _count(s, "blocks"), "batch_norm": "bn_out.weight" in s}
-    if kwargs["batch_norm"]:
-        kwargs["num_units"] = _count(s, "blocks.0.bn1")
-    return kwargs
-
-
-
-ARCHS: list[ArchEntry] = [
-    ArchEntry(
-        "RRDBNet", (r"conv_first\.weight", r"body\.0\.rdb1\.conv1\.weight", r"conv_body\.weight", r"conv_up1\.weight"),
-        _rrdbnet, lambda kw: "rrdb", scale_arg="scale",
-        clients=lambda kw: "BasicSR, Real-ESRGAN" + (", chaiNNer / spandrel (ESRGAN)" if kw["num_grow_ch"] == 32
-                                                     else " (spandrel fixes num_grow_ch = 32)"),
-    ),
-    ArchEntry(
-        "SRVGGNetCompact", (r"body\.0\.weight", r"body\.2\.weight"), _srvgg, lambda kw: "srvgg_compact",
-        knobs={"act_type": Knob(REQUIRED, "model.arch.act_type=relu or model.arch.act_type=leakyrelu", "relu")},
-        clients=lambda kw: "BasicSR, Real-ESRGAN" + (", chaiNNer / spandrel (Compact)" if kw["act_type"] == "prelu"
-                                                     else " (spandrel reads PReLU Compact models only)"),
-    ),
-    ArchEntry(
-        "RCAN", (r"conv_first\.weight", r"body\.0\.residual_group\.0\.rcab\.0\.weight"), _rcan, lambda kw: "rcan",
-        knobs={"res_scale": Knob(1.0, "model.arch.res_scale=<r>"), **_mean_knobs()},
-        clients=lambda kw: "chaiNNer / spandrel (RCAN), EDSR-PyTorch's RCAN (official key names; `layout=basicsr` "
-                           "writes BasicSR's instead)",
-        to_client=_rcan_official,
-    ),
-    ArchEntry(
-        "EDSR", (r"conv_first\.weight", r"body\.0\.conv1\.weight", r"conv_after_body\.weight"), _edsr,
-        lambda kw: "edsr" if (kw["num_feat"], kw["num_block"]) == (256, 32) else "edsr_baseline",
-        knobs={"res_scale": Knob(lambda kw: 0.1 if kw["num_feat"] >= 256 else 1.0, "model.arch.res_scale=<r>"),
-               **_mean_knobs()},
-        clients=lambda kw: "BasicSR (spandrel 0.4.2 has no EDSR)",
-    ),
-    ArchEntry(
-        "RDN", (r"SFENet1\.weight", r"RDBs\.0\.convs\.0\.conv\.0\.weight", r"UPNet\.0\.weight"), _rdn,
-        lambda kw: "rdn", knobs={"img_range": Knob(DEFAULT_IMG_RANGE, "model.arch.img_range=<r>")},
-        clients=lambda kw: "srsuite only (official EDSR-PyTorch RDN key names, inside `params`)",
-    ),
-    ArchEntry(
-        "MSRResNet", (r"conv_first\.weight", r"body\.0\.conv1\.weight", r"upconv1\.weight", r"conv_hr\.weight"),
-        _msrresnet, lambda kw: "msrresnet", clients=lambda kw: "BasicSR (MSRResNet)",
-    ),
-    ArchEntry(
-        "SRResNet", (r"conv_first\.weight", r"act_first\.weight", r"body\.0\.bn1\.weight"), _srresnet,
-        lambda kw: "srresnet", clients=lambda kw: "srsuite only",
-    ),
-    ArchEntry("ESPCN", (r"conv1\.weight", r"conv2\.weight", r"conv3\.weight"), _espcn, lambda kw: "espcn",
-              clients=_y_or_rgb),
-    ArchEntry("SRCNN", (r"conv1\.weight", r"conv2\.weight", r"conv3\.weight"), _srcnn, lambda kw: "srcnn",
-              input="bicubic", scale_arg=None, clients=_y_or_rgb),
-    ArchEntry(
-        "FSRCNN", (r"body\.0\.weight", r"body\.2\.weight", r"deconv\.weight"), _fsrcnn, lambda kw: "fsrcnn",
-        knobs={"upscale": Knob(REQUIRED, "scale=<s>", 2)}, clients=_y_or_rgb,
-    ),
-    ArchEntry("VDSR", (r"layers\.0\.weight", r"layers\.1\.weight"), _vdsr, lambda kw: "vdsr", input="bicubic",
-              scale_arg=None, clients=_y_or_rgb),
-    ArchEntry("CARN", (r"sub_mean\.shifter\.weight", r"entry\.weight", r"b1\.b2\.body\.0\.weight"), _carn,
-              lambda kw: "carn", knobs={"upscale": Knob(4, "scale=<s>")},
-              clients=lambda kw: "nmhkahn/CARN-pytorch (official key names)"),
-    ArchEntry("CARNM", (r"sub_mean\.shifter\.weight", r"entry\.weight", r"b1\.b1\.body\.4\.weight"), _carn_m,
-              lambda kw: "carn_m", knobs={"upscale": Knob(4, "scale=<s>")},
-              clients=lambda kw: "nmhkahn/CARN-pytorch (official key names)"),
-    ArchEntry("IMDN", (r"fea_conv\.weight", r"IMDB1\.c1\.weight", r"upsampler\.0\.weight"), _imdn, lambda kw: "imdn",
-              clients=lambda kw: "Zheng222/IMDN (official key names, inside `params`; spandrel 0.4.2 has no IMDN)"),
-    ArchEntry("LapSRN", (r"input_conv\.weight", r"levels\.0\.convs\.0\.weight", r"levels\.0\.img_up\.weight"),
-              _lapsrn, lambda kw: "lapsrn", clients=_y_or_rgb),
-    ArchEntry("MSLapSRN", (r"input_conv\.weight", r"convs\.0\.weight", r"upconv\.up\.weight", r"img_up\.weight"),
-              _mslapsrn, lambda kw: "mslapsrn",
-              knobs={"recursive": Knob(8, "model.arch.recursive=<r>", 1), "skip": Knob("SS", "model.arch.skip=SS"),
-                     "upscale": Knob(4, "scale=<s>")}, clients=_y_or_rgb),
-    ArchEntry("WDSRA", (r"head\.0\.weight_g", r"body\.0\.body\.2\.weight_v", r"skip\.0\.weight_v"), _wdsr_a,
-              lambda kw: "wdsr_a", knobs={"res_scale": Knob(1.0, "model.arch.res_scale=<r>")},
-              clients=lambda kw: "JiahuiYu/wdsr_ntire2018 (official key names)"),
-    ArchEntry("WDSRB", (r"head\.0\.weight_g", r"body\.0\.body\.3\.weight_v", r"skip\.0\.weight_v"), _wdsr_b,
-              lambda kw: "wdsr_b", knobs={"res_scale": Knob(1.0, "model.arch.res_scale=<r>")},
-              clients=lambda kw: "JiahuiYu/wdsr_ntire2018 (official key names)"),
-    ArchEntry("DRRN", (r"blocks\.0\.entry\.weight", r"blocks\.0\.conv1\.weight", r"output\.weight"), _drrn,
-              lambda kw: "drrn", input="bicubic", scale_arg=None,
-              knobs={"num_units": Knob(25, "model.arch.num_units=<u>", 1)}, clients=_y_or_rgb),
-]
-
-
-def entry_for(target: str) -> ArchEntry | None:
-    """The entry of a ``_target_`` such as ``src.archs.RRDBNet``."""
-    return next((e for e in ARCHS if e.target == target or e.name == target), None)
 
 
 # ---- detection ---------------------------------------------------------------------------------------------------
@@ -498,18 +91,21 @@ def _meta_of(obj: Any, path: Path) -> dict[str, Any] | None:
     return None
 
 
+def _few(items: list[str], n: int = 2) -> str:
+    return ", ".join(items[:n]) + (" …" if len(items) > n else "")
+
+
 def _mismatch(state: StateDict, own: Mapping[str, torch.Tensor]) -> str | None:
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    """A short phrase on how ``state`` differs from ``own`` (:func:`~src.weights.checkpoints.compare_state_dicts`)."""
+    diff = compare_state_dicts(state, own)
     parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing ({', '.join(missing[:2])}{' …' if len(missing) > 2 else ''})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:2])}{' …' if len(unexpected) > 2 else ''})")
-    if shapes:
-        parts.append(f"{len(shapes)} shape mismatches ({shapes[0]}{' …' if len(shapes) > 1 else ''})")
+    if diff.missing:
+        parts.append(f"{len(diff.missing)} missing ({_few(diff.missing)})")
+    if diff.unexpected:
+        parts.append(f"{len(diff.unexpected)} unexpected ({_few(diff.unexpected)})")
+    if diff.shapes:
+        shapes = [f"{k} {a} vs {b}" for k, a, b in diff.shapes]
+        parts.append(f"{len(shapes)} shape mismatches ({_few(shapes, 1)})")
     return ", ".join(parts) or None
 
 
@@ -637,63 +233,15 @@ def detect_state(state: StateDict, meta: Mapping[str, Any] | None = None, given:
     )
 
 
-def detect_file(path: str | Path, given: Mapping[str, Any] | None = None, scale: int | None = None) -> Detection:
-    """The network in a weights file (any container and layout :mod:`src.weights.checkpoints` reads)."""
+def detect_file(path: str | Path, given: Mapping[str, Any] | None = None, scale: int | None = None,
+                net_prefixes: Sequence[str] = ()) -> Detection:
+    """The network in a weights file (any container and layout :mod:`src.weights.checkpoints` reads;
+    ``net_prefixes``: where methods keep their network in their Lightning checkpoints)."""
     path = Path(path)
     obj = read_file(path)
-    state, container = unwrap(obj, str(path))
+    state, container = unwrap(obj, str(path), net_prefixes)
     hints = _official_mean_hint(state)
     stand_in = SimpleNamespace(img_range=hints["img_range"], mean=torch.tensor(hints["rgb_mean"])) if hints else None
     state, layout = convert(state, stand_in, str(path))
     description = layout if container == "bare state dict" else f"{container}, {layout}"
     return detect_state(state, _meta_of(obj, path), given, scale, str(path), description, hints)
-
-
-# ---- export -----------------------------------------------------------------------------------------------------
-def metadata(name: str, arch: Mapping[str, Any], scale: int | None, input: str, color: str) -> dict[str, Any]:
-    """The ``srsuite`` entry of an exported file (plain values): the ``conf/model`` option, the network's
-    ``_target_`` and constructor arguments, its scale, input and colour — what shapes alone cannot tell."""
-    arch = json.loads(json.dumps(dict(arch)))  # plain containers (OmegaConf / tuples -> dict / list)
-    return {"name": str(name), "arch": arch, "scale": None if scale is None else int(scale), "input": str(input),
-            "color": str(color)}
-
-
-def export_weights(params: Mapping[str, torch.Tensor], path: str | Path,
-                   ema: Mapping[str, torch.Tensor] | None = None, meta: Mapping[str, Any] | None = None,
-                   layout: str = "auto") -> tuple[Path, str]:
-    """Write ``{'params', 'params_ema', 'srsuite': meta}`` for other clients; returns (path, who reads it).
-
-    ``layout='auto'`` writes the key names the most clients read for this network (RCAN: the official names
-    chaiNNer/spandrel recognise; the others: BasicSR's), ``'basicsr'`` always BasicSR's. Without ``meta`` the
-    network is detected from the weights. ``.safetensors``: the flat (EMA) weights, ``meta`` as JSON metadata.
-    """
-    if layout not in ("auto", "basicsr"):
-        raise ValueError(f"layout={layout!r}: expected auto or basicsr")
-    state = dict(ema) if ema is not None else dict(params)
-    kwargs: dict[str, Any] | None = None
-    entry = None
-    if meta is not None:
-        entry = entry_for(str(meta["arch"].get("_target_")))
-        kwargs = {k: v for k, v in meta["arch"].items() if k != "_target_"}
-    else:
-        try:
-            found = detect_state({k: v.detach().cpu() for k, v in state.items()}, source="export")
-        except WeightsError as exc:
-            found = None
-            log.warning("export: the network could not be identified, so no srsuite metadata is written "
-                        "(model=auto will not read the file): %s", exc)
-        if found is not None:
-            entry, kwargs = found.entry, found.kwargs
-            meta = metadata(found.option, found.arch, found.scale or 0, found.input, found.color)
-    clients = entry.clients(kwargs) if entry is not None and kwargs is not None else "srsuite (unidentified network)"
-    convert_fn = entry.to_client if (entry is not None and layout == "auto") else None
-    if convert_fn is not None:
-        converted = convert_fn(dict(params), kwargs), (convert_fn(dict(ema), kwargs) if ema is not None else None)
-        if converted[0] is None:
-            clients = "srsuite, BasicSR (BasicSR key names: the official layout cannot express this configuration)"
-        else:
-            params, ema = converted[0], converted[1]
-    elif entry is not None and entry.to_client is not None:
-        clients = f"srsuite, BasicSR ({layout} layout)"
-    path = export_basicsr(params, path, ema, metadata=meta)
-    return path, clients if clients.startswith("srsuite") else f"srsuite, {clients}"

@@ -29,8 +29,12 @@ from omegaconf import DictConfig
 
 from src.config.schema import ExportConfig
 from src.config.validation import ConfigError, check_schema_keys
-from src.weights.checkpoints import WeightsError, lightning_weights, read_file, read_hparams, read_weights
-from src.weights.detection import detect_file, export_weights, metadata
+from src.methods.loading import LIGHTNING_NET_PREFIXES
+from src.weights.checkpoints import WeightsError, read_weights
+from src.weights.containers import lightning_weights
+from src.weights.detection import detect_file
+from src.weights.files import read_file, read_hparams
+from src.weights.writing import export_weights, metadata
 
 LAYOUTS = ("auto", "basicsr")
 FORMATS = ("pth", "safetensors", "onnx", "torchscript")
@@ -70,21 +74,21 @@ def _refuse_existing(output: str | Path, overwrite: bool) -> None:
 def export(ckpt: str | Path, output: str | Path, overwrite: bool = False, half: bool = False,
            layout: str = "auto") -> Path:
     """Write ``ckpt``'s weights for other programs (``.pth``, or flat ``.safetensors``) at ``output``, with the
-    ``srsuite`` metadata and the key layout of :func:`src.weights.detection.export_weights`; returns the written path.
+    ``srsuite`` metadata and the key layout of :func:`src.weights.writing.export_weights`; returns the written path.
     An existing ``output`` is a :class:`FileExistsError` unless ``overwrite``."""
     _refuse_existing(output, overwrite)
     obj = read_file(ckpt)
     meta = None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and "hyper_parameters" in obj:
-        params, ema = lightning_weights(obj)
+        params, ema = lightning_weights(obj, LIGHTNING_NET_PREFIXES)
         what = "Lightning checkpoint" + (" with EMA weights" if ema is not None else "")
         hp = obj["hyper_parameters"]
         meta = metadata(hp["name"], hp["arch"], hp["scale"], hp["input"], hp["color"])
     else:
-        params, what = read_weights(ckpt)
+        params, what = read_weights(ckpt, net_prefixes=LIGHTNING_NET_PREFIXES)
         ema = None
         try:
-            found = detect_file(ckpt)
+            found = detect_file(ckpt, net_prefixes=LIGHTNING_NET_PREFIXES)
             meta = metadata(found.option, found.arch, found.scale, found.input, found.color)
         except WeightsError as exc:  # still written (BasicSR key names), without the network's description
             print(f"note: {exc}; the file is written without srsuite metadata (model=auto cannot read it)")
@@ -104,7 +108,7 @@ def build_network(ckpt: str | Path, model: str | None, scale: int | None, overri
 
     import src.config.validation  # noqa: F401  (resolvers)
     from src.inference import size_multiple
-    from src.weights.checkpoints import build_eval_model
+    from src.methods.loading import build_eval_model
     from src.weights.deploy import ExportSpec
 
     hparams = read_hparams(ckpt)

@@ -17,7 +17,7 @@ from src.evaluation.report import plot_perception_distortion
 from src.evaluation.results import SetScore, markdown_table, write_csv
 from src.storage.atomic import write_text
 from src.weights.checkpoints import load_weights
-from src.weights.detection import export_weights, metadata
+from src.weights.writing import export_weights, metadata
 from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,9 @@ def run_interpolation(cfg: DictConfig, out_dir: str | Path) -> list[Path]:
         raise ConfigError(f"evaluate={cfg.evaluate!r}: expected true or false")
     resolve_weight_keys(cfg, "a", "b")  # files or model names (src.zoo)
     net = instantiate(OmegaConf.merge(cfg.model, {"scale": cfg.scale}).arch)
-    state_a, state_b = load_weights(cfg.a, net), load_weights(cfg.b, net)
+    from src.methods.loading import LIGHTNING_NET_PREFIXES  # the GAN / PSNR checkpoints of src.train
+
+    state_a, state_b = (load_weights(p, net, LIGHTNING_NET_PREFIXES) for p in (cfg.a, cfg.b))
     output = Path(cfg.output)
     series = cfg.alphas is not None
     files = [output / f"{cfg.model.name}_alpha{a:.2f}.pth" for a in alphas] if series else [output]

@@ -7,7 +7,7 @@ CARN/IMDN/WDSR layouts, VDSR/LapSRN ``.mat``, ``.safetensors`` …). Formats (de
 
 - ``pth``: ``{'params': …, 'params_ema': …, 'srsuite': …}`` in the key layout most clients read for that
   network (``layout=auto``; RCAN: the official names chaiNNer/spandrel recognise; ``layout=basicsr`` forces
-  BasicSR's), see :mod:`src.weights.detection`; the printed line names the programs that read the file.
+  BasicSR's), see :mod:`src.weights.writing`; the printed line names the programs that read the file.
   ``srsuite`` holds the network's constructor arguments and scale, so ``model=auto`` rebuilds it exactly;
 - ``safetensors``: the flat (EMA) state dict, ``srsuite`` as JSON metadata;
 - ``onnx``: the network as an ONNX graph (opset 17, dynamic batch/height/width) with its input conventions in

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from src.archs import ESPCN
-from src.evaluation.report import gather_runs, read_wandb_folder
+from src.evaluation.report import gather_runs
+from src.evaluation.wandb_logs import read_wandb_folder
 from src.weights.checkpoints import export_basicsr
 from tests.cli_helpers import SMOKE, ok, read_csv
 from tests.cli_helpers import run_cli as _run_cli

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from src.evaluation.report import read_wandb_folder
+from src.evaluation.wandb_logs import read_wandb_folder
 from tests.cli_helpers import REPO, SMOKE, ok, read_csv
 from tests.cli_helpers import run_cli as _run_cli
 

@@ -1,7 +1,9 @@
-"""Side-by-side comparison images: the same crop of bicubic | SR | HR (or any list), labelled."""
+"""Side-by-side comparison images: the same crop of bicubic | SR | HR (or any list), labelled; the LR enlarged with
+nearest neighbour to sit beside them."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -73,3 +75,14 @@ def save_panel(panel: Image.Image, path: str | Path) -> Path:
     with atomic_write(path) as fh:
         panel.save(fh, format="PNG")
     return path
+
+
+def nearest_upscale(lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """An LR image (C, h, w) enlarged with nearest-neighbour to ``size`` (H, W): how the network's input looks
+    next to its output (padded with the edge / cropped when ``size`` is not an exact multiple)."""
+    factor = max(1, math.ceil(max(size[0] / lr.shape[-2], size[1] / lr.shape[-1])))
+    up = F.interpolate(lr.unsqueeze(0).float(), scale_factor=factor, mode="nearest")[0]
+    pad_h, pad_w = max(0, size[0] - up.shape[-2]), max(0, size[1] - up.shape[-1])
+    if pad_h or pad_w:
+        up = F.pad(up.unsqueeze(0), (0, pad_w, 0, pad_h), mode="replicate")[0]
+    return up[:, : size[0], : size[1]]

@@ -1,104 +1,28 @@
-"""Comparing methods and runs: side-by-side crops, the perception–distortion plot, and gathering finished runs
-(``results.csv`` files, offline W&B run folders, a W&B project) into one table — what ``python -m src.report``
-and the ``methods`` mode of ``python -m src.evaluate`` write.
-
-W&B offline runs (``wandb/offline-run-*``) keep everything in one ``run-<id>.wandb`` file: LevelDB's log format
-(32 KiB blocks of records, each with a 7-byte header: CRC32 (4, little endian), length (2), type (1: full,
-2: first, 3: middle, 4: last fragment)) after a 7-byte file header (``:W&B``, 0xBEE1, version), holding
-``wandb_internal_pb2.Record`` protobufs. Their ``run``/``config`` records give the config and the ``summary``
-records the final summary (``test/<set>/<metric>``). An online run's folder has ``files/wandb-summary.json``
-and ``files/config.yaml`` instead; those are read when present.
+"""Gathering finished runs (``results.csv`` files, local W&B run folders, a W&B project) into one comparison table
+and plot: what ``python -m src.report`` writes (``report.csv``, ``report.md``, the perception–distortion plot).
+W&B runs are read by :mod:`src.evaluation.wandb_logs`, the plot drawn by :mod:`src.evaluation.plots`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import re
-import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
 from src.config.validation import ConfigError
+from src.evaluation.plots import PERCEPTUAL, pick_plot_metric, plot_perception_distortion
 from src.evaluation.results import SetScore
+from src.evaluation.wandb_logs import WandbRun, fetch_wandb_project, read_wandb_folder
 from src.storage.atomic import atomic_write, write_text
 
 log = logging.getLogger(__name__)
 
-PERCEPTUAL = ("niqe", "lpips", "pi")  # lower = more natural; candidates for the x axis, in this order
-PLOT_METRICS = ("auto",) + PERCEPTUAL + ("ma", "rmse", "ssim_y")
 RESULT_FIELDS = ("method", "set", "scale", "image", "num_images", "notes")  # non-metric columns of results.csv
-
-
-# ---- images and plots ------------------------------------------------------------------------------------
-def nearest_upscale(lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """An LR image (C, h, w) enlarged with nearest-neighbour to ``size`` (H, W): how the network's input looks
-    next to its output (padded with the edge / cropped when ``size`` is not an exact multiple)."""
-    factor = max(1, math.ceil(max(size[0] / lr.shape[-2], size[1] / lr.shape[-1])))
-    up = F.interpolate(lr.unsqueeze(0).float(), scale_factor=factor, mode="nearest")[0]
-    pad_h, pad_w = max(0, size[0] - up.shape[-2]), max(0, size[1] - up.shape[-1])
-    if pad_h or pad_w:
-        up = F.pad(up.unsqueeze(0), (0, pad_w, 0, pad_h), mode="replicate")[0]
-    return up[:, : size[0], : size[1]]
-
-
-def pick_plot_metric(rows: Sequence[SetScore], metric: str = "auto", fallback: str | None = None) -> str | None:
-    """The x-axis metric: ``metric`` itself, or for ``auto`` the first of NIQE, LPIPS, PI that every row has
-    (then ``fallback`` if every row has it; ``None`` when nothing fits)."""
-    if metric not in PLOT_METRICS:
-        raise ValueError(f"plot metric {metric!r}: expected one of {PLOT_METRICS}")
-    candidates = PERCEPTUAL + ((fallback,) if fallback else ()) if metric == "auto" else (metric,)
-    return next((m for m in candidates if rows and all(r.values.get(m) is not None for r in rows)), None)
-
-
-def plot_perception_distortion(
-    rows: list[SetScore], path: Path, metric: str = "auto", connect: bool = True, fallback: str | None = None
-) -> Path | None:
-    """PSNR (y) against NIQE, LPIPS or PI (x; lower is better) per method, one panel per set and scale.
-
-    ``connect`` joins the points in row order (a series such as network-interpolation alphas); otherwise each
-    method is its own labelled point. Returns ``None`` (with a warning) when no row has the x-axis metric."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if r.values.get("psnr_y") is not None]
-    metric = pick_plot_metric(rows, metric, fallback)
-    if metric is None:
-        log.warning("no perceptual metric in metrics.names (niqe / lpips): no perception-distortion plot")
-        return None
-    groups = list(dict.fromkeys((r.set, r.scale) for r in rows))
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
-    for ax, (set_name, scale) in zip(axes[0], groups):
-        points = [r for r in rows if (r.set, r.scale) == (set_name, scale)]
-        xs, ys = [float(r.values[metric]) for r in points], [float(r.values["psnr_y"]) for r in points]
-        if connect:
-            ax.plot(xs, ys, "o-")
-        else:
-            for x, y in zip(xs, ys):
-                ax.plot([x], [y], "o")
-        for r, x, y in zip(points, xs, ys):
-            ax.annotate(r.method, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        better = "lower = more natural" if metric in PERCEPTUAL + ("rmse",) else "higher = better"
-        ax.set_xlabel(f"{metric.upper()} ({better})")
-        ax.set_ylabel("PSNR Y (dB)")
-        ax.set_title(f"{set_name} x{scale}")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as fh:
-        fig.savefig(fh, dpi=120, format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return path
 
 
 # ---- rows of the comparison table --------------------------------------------------------------------------
@@ -141,152 +65,7 @@ def read_results_csv(path: str | Path, run: str) -> list[ReportRow]:
     return rows
 
 
-# ---- W&B ---------------------------------------------------------------------------------------------------
-@dataclass
-class WandbRun:
-    """What the report needs from one W&B run."""
-
-    id: str
-    name: str
-    config: dict[str, Any]
-    summary: dict[str, Any]
-    project: str = ""
-    group: str = ""
-    folder: Path | None = None
-    job_type: str = ""
-    tags: list[str] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)  # the logged rows, in order (.wandb files only)
-
-
-_BLOCK = 32768
-_HEADER = 7
-
-
-def _wandb_records(path: Path) -> Iterator[bytes]:
-    """The payloads of a ``.wandb`` file (LevelDB log format); stops quietly at a truncated tail."""
-    data = path.read_bytes()
-    if data[:4] != b":W&B":
-        raise ValueError(f"{path}: not a W&B transaction log (no ':W&B' header)")
-    pos, pending = _HEADER, b""
-    while pos + _HEADER <= len(data):
-        room = _BLOCK - pos % _BLOCK
-        if room < _HEADER:  # a block trailer too short for a header is zero padding
-            pos += room
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
-        pos += _HEADER
-        chunk = data[pos : pos + length]
-        if len(chunk) < length:
-            return
-        pos += length
-        if kind == 1:
-            yield chunk
-        elif kind == 2:
-            pending = chunk
-        elif kind == 3:
-            pending += chunk
-        elif kind == 4:
-            yield pending + chunk
-            pending = b""
-
-
-def _set_nested(target: dict, keys: Sequence[str], value: Any) -> None:
-    for key in keys[:-1]:
-        if not isinstance(target.get(key), dict):
-            target[key] = {}
-        target = target[key]
-    target[keys[-1]] = value
-
-
-def _apply_items(target: dict, items, remove: bool = False) -> None:
-    for item in items:
-        keys = list(item.nested_key) or [item.key]
-        if remove:
-            node = target
-            for key in keys[:-1]:
-                node = node.get(key, {}) if isinstance(node, dict) else {}
-            if isinstance(node, dict):
-                node.pop(keys[-1], None)
-            continue
-        try:
-            value = json.loads(item.value_json)
-        except json.JSONDecodeError:
-            value = item.value_json
-        _set_nested(target, keys, value)
-
-
-def read_wandb_file(path: str | Path) -> WandbRun:
-    """Run id, name, config and final summary from a ``run-<id>.wandb`` transaction log (see module doc). Values
-    written with ``run.summary[...]`` and the last value of every ``log``-ged key both end up in the summary;
-    when a log holds no summary records (old writers), the last history values are used."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    path = Path(path)
-    run_id = name = project = group = job_type = ""
-    tags: list[str] = []
-    config: dict[str, Any] = {}
-    summary: dict[str, Any] = {}
-    history: dict[str, Any] = {}
-    rows: list[dict[str, Any]] = []
-    for raw in _wandb_records(path):
-        record = pb.Record()
-        try:
-            record.ParseFromString(raw)
-        except Exception:  # noqa: BLE001 - a damaged record: skip it, keep the rest
-            continue
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            run = record.run
-            run_id, name = run.run_id or run_id, run.display_name or name
-            project, group = run.project or project, run.run_group or group
-            job_type, tags = run.job_type or job_type, list(run.tags) or tags
-            _apply_items(config, run.config.update)
-            _apply_items(summary, run.summary.update)
-        elif kind == "config":
-            _apply_items(config, record.config.update)
-            _apply_items(config, record.config.remove, remove=True)
-        elif kind == "summary":
-            _apply_items(summary, record.summary.update)
-            _apply_items(summary, record.summary.remove, remove=True)
-        elif kind == "history":
-            row: dict[str, Any] = {}
-            _apply_items(row, record.history.item)
-            rows.append(row)
-            _apply_items(history, record.history.item)
-    config.pop("_wandb", None)
-    if not any(not k.startswith("_") for k in summary):
-        summary = {**history, **summary}
-    run_id = run_id or path.stem.removeprefix("run-")
-    return WandbRun(run_id, name or run_id, config, summary, project, group, path.parent, job_type, tags, rows)
-
-
-def read_wandb_folder(folder: str | Path) -> WandbRun | None:
-    """A local W&B run folder (``wandb/offline-run-*`` or ``wandb/run-*``): ``files/wandb-summary.json`` (+
-    ``files/config.yaml``) when present, else the ``.wandb`` transaction log. ``None`` if it holds neither."""
-    folder = Path(folder)
-    summary_json = folder / "files" / "wandb-summary.json"
-    logs = sorted(folder.glob("*.wandb"))
-    run = read_wandb_file(logs[0]) if logs else None
-    if summary_json.is_file():
-        summary = json.loads(summary_json.read_text() or "{}")
-        config = run.config if run else _read_wandb_config(folder / "files" / "config.yaml")
-        run_id = run.id if run else folder.name.rsplit("-", 1)[-1]
-        return WandbRun(run_id, run.name if run else run_id, config, summary,
-                        run.project if run else "", run.group if run else "", folder,
-                        run.job_type if run else "", run.tags if run else [], run.history if run else [])
-    return run
-
-
-def _read_wandb_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    import yaml
-
-    raw = yaml.safe_load(path.read_text()) or {}
-    # W&B's config.yaml wraps every key as {value: …} (and adds _wandb)
-    return {k: (v.get("value") if isinstance(v, dict) and "value" in v else v) for k, v in raw.items() if k != "_wandb"}
-
-
+# ---- rows from W&B runs --------------------------------------------------------------------------------------
 def _config_get(config: dict[str, Any], *paths: str) -> Any:
     for dotted in paths:
         node: Any = config
@@ -325,30 +104,6 @@ def rows_from_wandb(run: WandbRun, label: str, source: str) -> list[ReportRow]:
 def _ordered(values: dict[str, float]) -> dict[str, float]:
     front = [k for k in ("psnr_y", "ssim_y") if k in values]
     return {k: values[k] for k in front + sorted(k for k in values if k not in front)}
-
-
-def fetch_wandb_project(path: str, timeout: int = 30) -> list[WandbRun]:
-    """Every run of the W&B project ``<entity>/<project>`` through the public API (needs network access and
-    an API key: ``WANDB_API_KEY`` or ``wandb login``)."""
-    from src.training.loggers import wandb_is_configured
-
-    hint = (f"runs={path} (not a folder here) is read as a W&B project from W&B's servers: that needs network "
-            "access and a W&B API key "
-            "(WANDB_API_KEY or `wandb login`). For runs on this machine pass their folder (runs=outputs/…), "
-            "or upload offline runs first with `wandb sync <run>/wandb/offline-run-*`.")
-    if not wandb_is_configured():
-        raise ConfigError(f"no W&B API key found. {hint}")
-    try:
-        import wandb
-
-        api = wandb.Api(timeout=timeout)
-        runs = []
-        for run in api.runs(path):
-            summary = dict(run.summary_metrics)  # the public API's summary as plain JSON values
-            runs.append(WandbRun(run.id, run.name, dict(run.config), summary, path, run.group or ""))
-    except Exception as exc:  # noqa: BLE001 - network, auth and missing-project errors all end here
-        raise ConfigError(f"could not read W&B project {path!r} ({type(exc).__name__}: {exc}). {hint}") from None
-    return runs
 
 
 # ---- gathering ---------------------------------------------------------------------------------------------

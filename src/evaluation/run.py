@@ -323,7 +323,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     """Score every entry of ``cfg.methods`` on every set x scale into one ``results.csv`` / ``per_image.csv`` /
     ``results.md``; write ``compare/<Set>_<image>_x<s>.png`` (LR nearest | each method with its PSNR | HR, same
     crop) for ``compare.images`` and ``perception_distortion.png`` (PSNR against NIQE / LPIPS / PI)."""
-    from src.evaluation.report import plot_perception_distortion
+    from src.evaluation.plots import plot_perception_distortion
 
     validate(cfg, EvaluateConfig, trainer_key=None)  # with benchmarks.*, samples.*, compare.*
     _check_tiling(cfg)
@@ -416,7 +416,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
 def save_comparison(img, outputs: dict[str, torch.Tensor], labels: dict[str, str], scale: int, crop: int,
                     path: Path) -> Path:
     """LR (nearest-upscaled) | each method | HR, the same ``crop``-px square (the most detailed one of the HR)."""
-    from src.evaluation.report import nearest_upscale
+    from src.evaluation.panels import nearest_upscale
 
     hr = img.hr if img.hr.shape[0] == 3 else img.hr.expand(3, -1, -1)
     lr = img.lr if img.lr.shape[0] == 3 else img.lr.expand(3, -1, -1)

@@ -23,8 +23,7 @@ from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
 from src.data.batch import SRBatch
 from src.degradations import imresize
-from src.evaluation.panels import comparison_panel, detailed_crop
-from src.evaluation.report import nearest_upscale
+from src.evaluation.panels import comparison_panel, detailed_crop, nearest_upscale
 from src.storage.atomic import write_bytes
 
 log = logging.getLogger(__name__)

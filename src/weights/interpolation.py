@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config.schema import InterpolateConfig
 from src.config.validation import ConfigError, drop_training_groups, validate
-from src.evaluation.report import plot_perception_distortion
+from src.evaluation.plots import plot_perception_distortion
 from src.evaluation.results import SetScore, markdown_table, write_csv
 from src.storage.atomic import write_text
 from src.weights.checkpoints import load_weights

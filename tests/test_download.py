@@ -451,7 +451,7 @@ def test_evaluate_methods_and_interpolate_take_model_names(served, tmp_path, mon
     """`methods[].weights` in evaluate and `a=`/`b=` in interpolate resolve names like `model.weights`."""
     from omegaconf import OmegaConf
 
-    from src.evaluation.run import parse_methods
+    from src.evaluation.compare import parse_methods
     from src.zoo import resolve_weight_keys
 
     data = payload(3000)

@@ -14,7 +14,8 @@ from PIL import Image
 from src.config.command_line import check_command_line
 from src.config.validation import ConfigError
 from src.data import FolderDataModule, PairedFolderDataModule
-from src.data.prepare import PrepareConfig, config_from, crop_boxes, crop_starts, prepare
+from src.data.prepare import PrepareConfig, config_from, prepare
+from src.data.subimages import crop_boxes, crop_starts
 from src.degradations import imresize, modcrop
 from src.degradations.pipelines import BicubicDegradation
 from src.prepare import main as prepare_main

@@ -24,7 +24,9 @@ untouched, rewriting missing, truncated or wrong ones) and deletes temporary fil
 settings.json``; rerunning into the same folder with another geometry is an error. Two runs must not write
 into the same folder at the same time.
 
-Keys (``conf/prepare.yaml``; unknown keys are an error): see :class:`PrepareConfig`.
+Keys (``conf/prepare.yaml``; unknown keys are an error): see :class:`PrepareConfig`. The files of one image (recipe,
+names, LR pixels, markers) are made by :mod:`src.data.subimages`; this module checks the settings and runs the
+images, in worker processes when ``workers`` > 1.
 """
 
 from __future__ import annotations
@@ -35,19 +37,18 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.validation import ConfigError, check_keys
 from src.data.image_io import list_images
-from src.storage.atomic import TMP_MARK, atomic_write, write_text
+from src.data.subimages import MARKER_DIR, ImagePlan, ImageResult, is_done, process_image, write_json
+from src.storage.atomic import TMP_MARK
 
-MARKER_DIR = ".prepare"
 LEGACY_TMP_TAG = ".prepare-tmp-"  # temporary names of earlier versions (now src.storage.atomic's)
 
 
@@ -85,41 +86,6 @@ class PrepareConfig:
     compress: int = 3
     verify: bool = False
     progress: bool = True
-
-
-# ------------------------------------------------------------------------------------------------------------
-# geometry
-def crop_starts(length: int, crop: int, step: int, thresh: int) -> list[int]:
-    """Start offsets of the crops along one axis of ``length`` pixels (empty if ``length < crop``).
-
-    Regular starts ``0, step, 2*step, …`` while the crop fits; then one crop flush with the end when the
-    uncovered leftover is wider than ``thresh``.
-    """
-    if length < crop:
-        return []
-    starts = list(range(0, length - crop + 1, step))
-    if length - (starts[-1] + crop) > thresh:
-        starts.append(length - crop)
-    return starts
-
-
-def crop_boxes(height: int, width: int, crop: int, step: int, thresh: int) -> list[tuple[int, int]]:
-    """``(top, left)`` of every sub-image, row by row (the order of the ``_s001, _s002, …`` numbering)."""
-    return [
-        (top, left)
-        for top in crop_starts(height, crop, step, thresh)
-        for left in crop_starts(width, crop, step, thresh)
-    ]
-
-
-def sub_name(stem: str, index: int) -> str:
-    """File name of sub-image ``index`` (1-based) of the image ``stem``."""
-    return f"{stem}_s{index:03d}.png"
-
-
-def lr_name(stem: str, scale: int) -> str:
-    """The official DIV2K LR naming: ``0001.png`` -> ``0001x4.png``."""
-    return f"{stem}x{scale}.png"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -206,33 +172,7 @@ def config_from(node: DictConfig | dict) -> PrepareConfig:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# files
-def _atomic_png(pixels: np.ndarray, path: Path, compress: int) -> None:
-    """Write (H, W, 3) uint8 as PNG atomically (:func:`src.storage.atomic.atomic_write`)."""
-    from PIL import Image
-
-    with atomic_write(path) as fh:
-        Image.fromarray(np.ascontiguousarray(pixels)).save(fh, format="PNG", compress_level=compress)
-
-
-def _atomic_json(obj: dict, path: Path) -> None:
-    write_text(path, json.dumps(obj, indent=1))
-
-
-def _file_matches(path: Path, pixels: np.ndarray) -> bool:
-    """True if ``path`` is a complete image file with exactly these RGB pixels."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            if img.mode != "RGB" or img.size != (pixels.shape[1], pixels.shape[0]):
-                return False
-            img.load()
-            return bool(np.array_equal(np.asarray(img), pixels))
-    except Exception:  # noqa: BLE001 - a truncated or foreign file is simply "not matching"
-        return False
-
-
+# the run
 def remove_temp_files(folders: Sequence[Path]) -> int:
     """Delete temporary files that an interrupted run left in ``folders``; returns how many."""
     removed = 0
@@ -244,122 +184,6 @@ def remove_temp_files(folders: Sequence[Path]) -> int:
                     path.unlink()
                     removed += 1
     return removed
-
-
-def _lr_pixels(hr: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB bicubic LR of ``modcrop(hr, scale)``: (H, W, 3) uint8 -> (H/s, W/s, 3) uint8."""
-    import torch
-
-    from src.degradations.resize import imresize, modcrop
-
-    x = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1).to(torch.float64).div_(255.0)
-    lr = imresize(modcrop(x, scale), 1.0 / scale)
-    return lr.clamp_(0, 1).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-@dataclass
-class _Plan:
-    """Everything a worker needs for one source image."""
-
-    source: str
-    stem: str
-    output: str
-    lr_output: str
-    crop: int
-    step: int
-    thresh: int
-    subimages: bool
-    lr_scales: list[int]
-    compress: int
-
-
-def _planned_files(plan: _Plan, height: int, width: int) -> list[tuple[Path, Callable[[np.ndarray], np.ndarray]]]:
-    """(path, pixels-from-image) of every file this image should produce, in writing order."""
-    out, lr_root = Path(plan.output), Path(plan.lr_output)
-    files: list[tuple[Path, Callable[[np.ndarray], np.ndarray]]] = []
-    if plan.subimages:
-        c = plan.crop
-        for i, (top, left) in enumerate(crop_boxes(height, width, c, plan.step, plan.thresh), start=1):
-
-            def cut(img: np.ndarray, top: int = top, left: int = left) -> np.ndarray:
-                return img[top : top + c, left : left + c]
-
-            name = sub_name(plan.stem, i)
-            files.append((out / name, cut))
-            for s in plan.lr_scales:
-
-                def down(img: np.ndarray, cut: Callable = cut, s: int = s) -> np.ndarray:
-                    return _lr_pixels(cut(img), s)
-
-                files.append((lr_root / f"X{s}" / lr_name(Path(name).stem, s), down))
-    else:
-        for s in plan.lr_scales:
-            if min(height, width) >= s:
-                files.append((lr_root / f"X{s}" / lr_name(plan.stem, s), lambda img, s=s: _lr_pixels(img, s)))
-    return files
-
-
-def _marker_path(plan: _Plan) -> Path:
-    return Path(plan.output) / MARKER_DIR / f"{plan.stem}.json"
-
-
-def _source_id(path: Path) -> dict:
-    st = path.stat()
-    return {"source": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def is_done(plan: _Plan) -> bool:
-    """True if a previous run completed this image with (at least) the files this run wants."""
-    try:
-        marker = json.loads(_marker_path(plan).read_text())
-        if {k: marker[k] for k in ("source", "bytes", "mtime_ns")} != _source_id(Path(plan.source)):
-            return False
-        wanted = {str(p.resolve()) for p, _ in _planned_files(plan, marker["height"], marker["width"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return wanted <= set(marker["files"]) and all(os.path.isfile(p) for p in wanted)
-
-
-@dataclass
-class _Result:
-    stem: str
-    files: int = 0  # files this image should have
-    written: int = 0  # files written now
-    kept: int = 0  # existing files that matched and were left untouched
-    resumed: bool = False  # completed by an earlier run, not opened
-    too_small: bool = False
-    error: str | None = None
-
-
-def process_image(plan: _Plan) -> _Result:
-    """Make (or complete) every file of one source image, then write its marker."""
-    from src.data.datasets import load_uint8_rgb
-
-    result = _Result(plan.stem)
-    try:
-        source = Path(plan.source)
-        src_id = _source_id(source)
-        img = load_uint8_rgb(source).permute(1, 2, 0).numpy()  # (H, W, 3) uint8
-        height, width = img.shape[:2]
-        files = _planned_files(plan, height, width)
-        result.files = len(files)
-        result.too_small = plan.subimages and min(height, width) < plan.crop
-        for path, make in files:
-            pixels = make(img)
-            if path.exists() and _file_matches(path, pixels):
-                result.kept += 1
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_png(pixels, path, plan.compress)
-            result.written += 1
-        marker = _marker_path(plan)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_json(
-            {**src_id, "height": height, "width": width, "files": [str(p.resolve()) for p, _ in files]}, marker
-        )
-    except Exception as exc:  # noqa: BLE001 - reported per image at the end of the run
-        result.error = f"{plan.source}: {type(exc).__name__}: {exc}"
-    return result
 
 
 def _init_worker(parent: int | None = None) -> None:
@@ -399,10 +223,10 @@ def _check_settings(cfg: PrepareConfig) -> None:
                 "or delete that one to start over"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_json(geometry, path)
+    write_json(geometry, path)
 
 
-def _run_jobs(plans: list[_Plan], workers: int) -> Iterator[_Result]:
+def _run_jobs(plans: list[ImagePlan], workers: int) -> Iterator[ImageResult]:
     if workers <= 1:
         for plan in plans:
             yield process_image(plan)
@@ -457,16 +281,16 @@ def prepare(cfg: PrepareConfig) -> dict:
     removed = remove_temp_files([output, output / MARKER_DIR, *lr_dirs])
 
     plans = [
-        _Plan(str(p), p.stem, str(output), str(lr_root), cfg.crop, cfg.step, cfg.thresh, cfg.subimages,
+        ImagePlan(str(p), p.stem, str(output), str(lr_root), cfg.crop, cfg.step, cfg.thresh, cfg.subimages,
               list(cfg.lr_scales), cfg.compress)
         for p in images
     ]  # fmt: skip
     start = time.perf_counter()
-    results: list[_Result] = []
+    results: list[ImageResult] = []
     todo = []
     for plan in plans:
         if not cfg.verify and is_done(plan):
-            results.append(_Result(plan.stem, resumed=True))
+            results.append(ImageResult(plan.stem, resumed=True))
         else:
             todo.append(plan)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src import metrics
-from src.imaging.colorspace import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from src.imaging.colorspace import rgb_to_y_bt601_studio, rgb_to_ycbcr, ycbcr_to_rgb
 
 
 @pytest.mark.parametrize("shape", [(3, 8, 9), (2, 3, 5, 7), (2, 2, 3, 4, 4)])
@@ -51,9 +51,9 @@ def test_known_values(rgb, ycbcr):
 def test_white_and_black_luma():
     white = torch.ones(1, 3, 2, 2)
     black = torch.zeros(1, 3, 2, 2)
-    assert rgb_to_y(white).shape == (1, 1, 2, 2)
-    assert torch.allclose(rgb_to_y(white), torch.full((1, 1, 2, 2), 235 / 255), atol=1e-6)
-    assert torch.allclose(rgb_to_y(black), torch.full((1, 1, 2, 2), 16 / 255), atol=1e-7)
+    assert rgb_to_y_bt601_studio(white).shape == (1, 1, 2, 2)
+    assert torch.allclose(rgb_to_y_bt601_studio(white), torch.full((1, 1, 2, 2), 235 / 255), atol=1e-6)
+    assert torch.allclose(rgb_to_y_bt601_studio(black), torch.full((1, 1, 2, 2), 16 / 255), atol=1e-7)
 
 
 def test_ranges_on_random_images():
@@ -74,12 +74,12 @@ def test_y_matches_metrics_y():
     gen = torch.Generator().manual_seed(4)
     u8 = torch.randint(0, 256, (3, 12, 10), generator=gen)
     x = u8.double() / 255.0
-    ours = rgb_to_y(x)[0] * 255.0
-    theirs = metrics.rgb_to_y(metrics.quantize(x), rounding=False)
+    ours = rgb_to_y_bt601_studio(x)[0] * 255.0
+    theirs = metrics.quantized_y(metrics.quantize(x), rounding=False)
     assert theirs.shape == ours.shape == (12, 10)
     assert torch.allclose(ours, theirs, atol=1e-9, rtol=0)
     # float32 input agrees to float32 precision
-    ours32 = rgb_to_y(x.float())[0].double() * 255.0
+    ours32 = rgb_to_y_bt601_studio(x.float())[0].double() * 255.0
     assert torch.allclose(ours32, theirs, atol=1e-3, rtol=0)
 
 

@@ -488,9 +488,9 @@ def test_lapsrn_training_supervises_every_level():
     hr = rand(2, 3, 16, 20)
     lr = imresize(hr, 0.25)
     loss = module.training_step(SRBatch(lr=lr, hr=hr, training=True), 0)
-    from src.imaging.colorspace import rgb_to_y
+    from src.imaging.colorspace import rgb_to_y_bt601_studio
 
-    y_hr = rgb_to_y(hr)
+    y_hr = rgb_to_y_bt601_studio(hr)
     levels = module.sr.predict_y(lr)
     eps2 = module.losses["charbonnier"].eps ** 2 if hasattr(module.losses["charbonnier"], "eps") else None
     assert len(levels) == 2

@@ -14,7 +14,7 @@ import torch
 
 from src.data.image_io import load_image
 from src.degradations import imresize, modcrop
-from src.metrics import psnr, psnr_y, quantize, rgb_to_y, ssim, ssim_y
+from src.metrics import psnr, psnr_y, quantize, quantized_y, ssim, ssim_y
 
 
 def _pair(seed: int = 0, channels: int = 3, h: int = 48, w: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,10 +57,11 @@ def test_y_rounding_changes_results_slightly() -> None:
 
 def test_rgb_to_y_matlab_values() -> None:
     img = torch.tensor([[0.0, 255.0, 255.0, 0.0], [0.0, 255.0, 0.0, 0.0], [0.0, 255.0, 0.0, 255.0]]).view(3, 1, 4)
-    y = rgb_to_y(img.double(), rounding=False)[0]
+    y = quantized_y(img.double(), rounding=False)[0]
     expected = [16.0, 235.0, 16 + 65.481, 16 + 24.966]
     torch.testing.assert_close(y, torch.tensor(expected, dtype=torch.float64), atol=1e-9, rtol=0)
-    torch.testing.assert_close(rgb_to_y(img.double())[0], torch.tensor([16.0, 235.0, 81.0, 41.0], dtype=torch.float64))
+    rounded = torch.tensor([16.0, 235.0, 81.0, 41.0], dtype=torch.float64)
+    torch.testing.assert_close(quantized_y(img.double())[0], rounded)
     # MATLAB rounds halves away from zero: quantize(0.5/255) -> 1, quantize(1.5/255) -> 2.
     assert quantize(torch.tensor([0.5 / 255, 1.5 / 255, 2.5 / 255, -0.2, 1.3])).tolist() == [1, 2, 3, 0, 255]
 
@@ -68,7 +69,7 @@ def test_rgb_to_y_matlab_values() -> None:
 def test_psnr_matches_manual_formula() -> None:
     sr, hr = _pair(seed=5)
     a, b = (quantize(t)[:, 4:-4, 4:-4] for t in (sr, hr))
-    ya, yb = rgb_to_y(a), rgb_to_y(b)
+    ya, yb = quantized_y(a), quantized_y(b)
     expect_y = 10 * math.log10(255**2 / torch.mean((ya - yb) ** 2).item())
     expect_rgb = 10 * math.log10(255**2 / torch.mean((a - b) ** 2).item())
     assert psnr(sr, hr, 4) == pytest.approx(expect_y, abs=1e-12)
@@ -78,7 +79,7 @@ def test_psnr_matches_manual_formula() -> None:
 def test_ssim_matches_skimage() -> None:
     metrics = pytest.importorskip("skimage.metrics")
     sr, hr = _pair(seed=7, h=64, w=57)
-    a, b = (rgb_to_y(quantize(t)[:, 3:-3, 3:-3]).numpy() for t in (sr, hr))
+    a, b = (quantized_y(quantize(t)[:, 3:-3, 3:-3]).numpy() for t in (sr, hr))
     ref = metrics.structural_similarity(
         a, b, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
     )

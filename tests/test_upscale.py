@@ -16,10 +16,11 @@ from torch import nn
 
 from src.archs import ESPCN, RRDBNet
 from src.degradations import imresize
+from src.imaging.colorspace import rgb_to_luma_bt601
 from src.inference import back_project, pad_image, self_ensemble, size_multiple, tile_starts, tiled_forward
 from src.inference.image_files import OutputExistsError, plan_outputs, read_input, resolve_inputs, write_output
 from src.inference.tiling import blend_weights
-from src.inference.upscale import ModelRunner, Upscaler, UpscaleSettings, to_gray, upscale
+from src.inference.upscale import ModelRunner, Upscaler, UpscaleSettings, upscale
 from src.methods import BicubicSR
 from tests.cli_helpers import run_cli
 
@@ -251,7 +252,7 @@ def test_formats_gray_rgba_16bit_roundtrip(tmp_path):
         sr, sr_alpha = up(img.pixels, img.alpha)
         assert sr.shape == (pixels.shape[0], 22, 18), name
         expected = imresize(img.pixels.expand(3, -1, -1).unsqueeze(0), 2.0).clamp(0, 1)[0]
-        expected = to_gray(expected) if pixels.shape[0] == 1 else expected
+        expected = rgb_to_luma_bt601(expected) if pixels.shape[0] == 1 else expected
         assert torch.allclose(sr, expected, atol=1e-5), name
         if a is not None:
             assert torch.allclose(sr_alpha, imresize(img.alpha[None], 2.0)[0].clamp(0, 1), atol=1e-6), name

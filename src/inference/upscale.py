@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from src.config.schema import UpscaleConfig
 from src.config.validation import ConfigError, check_schema_keys, drop_training_groups, validate
 from src.data.checks import check_image, check_images
+from src.imaging.colorspace import rgb_to_luma_bt601
 from src.inference.image_files import (
     OutputExistsError,
     output_bytes,
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 POSTPROCESS = ("none", "back_projection")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L"): RGB output -> grayscale output
 DEFAULT_SCALE = 4
 USAGE = "usage: python -m src.upscale input=<file|folder|glob> output=<dir> model=<m> [model.weights=<file>]"
 
@@ -90,12 +90,6 @@ class ModelRunner:
             )
         del y
         return self.model(x).float()
-
-
-def to_gray(rgb: torch.Tensor) -> torch.Tensor:
-    """(…, 3, H, W) -> (…, 1, H, W) with BT.601 luma weights (gray in, gray out: R = G = B gives back the gray)."""
-    r, g, b = rgb.unbind(dim=-3)
-    return (r * LUMA[0]).add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(-3)
 
 
 @dataclass
@@ -153,7 +147,7 @@ class Upscaler:
             sr = back_project_tiled(sr, lr, s.scale, s.bp_iterations, s.tile, self.device)
         sr = sr.clamp_(0, 1)[0]
         if gray:
-            sr = to_gray(sr)
+            sr = rgb_to_luma_bt601(sr)  # as PIL's convert("L")
         if alpha is not None:
             alpha = imresize(alpha.float().unsqueeze(0), float(s.scale))[0].clamp_(0, 1)
         return sr, alpha

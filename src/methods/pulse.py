@@ -410,8 +410,9 @@ def _to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     if channels == 3 and x.shape[1] == 1:
         return x.expand(-1, 3, -1, -1)
     if channels == 1 and x.shape[1] == 3:
-        weights = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        return (x * weights).sum(1, keepdim=True)
+        from src.imaging.colorspace import rgb_to_luma_bt601
+
+        return rgb_to_luma_bt601(x)
     raise ValueError(f"cannot convert {x.shape[1]}-channel images to {channels} channels")
 
 

@@ -20,7 +20,7 @@ from src.config.schema import RecipeConfig, keys_of
 from src.data.batch import SRBatch
 from src.degradations import imresize
 from src.evaluation.metric_suite import build_metric_suite
-from src.imaging.colorspace import rgb_to_y
+from src.imaging.colorspace import rgb_to_y_bt601_studio
 from src.losses import PixelLoss
 from src.methods.guard import (
     LossGrowthMonitor,
@@ -213,7 +213,7 @@ class SupervisedSR(L.LightningModule):
             hr = batch.hr_usm
         scale = batch.scale  # multi-scale training (VDSR): the scale drawn for this batch
         if self.hparams.color == "y":
-            pred, target = self.sr.predict_y(lr, scale), rgb_to_y(hr)
+            pred, target = self.sr.predict_y(lr, scale), rgb_to_y_bt601_studio(hr)
         else:
             pred, target = self.sr(lr, scale), hr
         if isinstance(pred, (list, tuple)):

@@ -1,8 +1,8 @@
 """Image quality metrics."""
 
-from src.metrics.fidelity import psnr, psnr_y, quantize, rgb_to_gray, rgb_to_y, ssim, ssim_y
+from src.metrics.fidelity import psnr, psnr_y, quantize, quantized_gray, quantized_y, ssim, ssim_y
 
-__all__ = ["psnr", "psnr_y", "quantize", "rgb_to_gray", "rgb_to_y", "ssim", "ssim_y"]
+__all__ = ["psnr", "psnr_y", "quantize", "quantized_gray", "quantized_y", "ssim", "ssim_y"]
 
 # No-reference and perceptual metrics (issue 5).
 from src.metrics.lpips import build_lpips, lpips  # noqa: E402

@@ -28,9 +28,11 @@ from typing import Literal
 
 import torch
 
+from src.imaging.colorspace import rgb_to_gray_matlab, rgb_to_y_bt601_studio
+
 __all__ = [
-    "rgb_to_y",
-    "rgb_to_gray",
+    "quantized_y",
+    "quantized_gray",
     "quantize",
     "psnr",
     "ssim",
@@ -41,10 +43,6 @@ __all__ = [
 
 Channel = Literal["y", "rgb"]
 
-# MATLAB rgb2ycbcr for uint8: T = (1/255) * [65.481 128.553 24.966], offset 16 (output already in 0..255).
-_Y_COEFFS = tuple((1.0 / 255.0) * c for c in (65.481, 128.553, 24.966))
-# MATLAB rgb2gray coefficients (first row of inv of the NTSC matrix, as MATLAB stores them).
-_GRAY_COEFFS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
 
 def _round_half_away(x: torch.Tensor) -> torch.Tensor:
@@ -60,36 +58,29 @@ def quantize(img: torch.Tensor) -> torch.Tensor:
     return torch.floor(img.detach().to(torch.float64).clamp(0.0, 1.0) * 255.0 + 0.5)
 
 
-def rgb_to_y(img: torch.Tensor, rounding: bool = True) -> torch.Tensor:
-    """MATLAB ``rgb2ycbcr`` luminance of a uint8-valued RGB image.
+def quantized_y(img: torch.Tensor, rounding: bool = True) -> torch.Tensor:
+    """MATLAB ``rgb2ycbcr`` luminance of a uint8-valued RGB image, as MATLAB gives it for a uint8 image.
 
     Args:
-        img: float64 tensor (3, H, W) (or (..., 3, H, W)) holding integer values in [0, 255].
+        img: float64 tensor (3, H, W) (or (..., 3, H, W)) holding integer values in [0, 255] (:func:`quantize`).
         rounding: round Y to an integer, half away from zero, as MATLAB does for uint8 images;
             ``False`` keeps the unrounded value (BasicSR's choice).
 
     Returns:
-        float64 tensor (H, W) (or (..., H, W)) with Y in [16, 235].
+        float64 tensor (H, W) (or (..., H, W)) with Y in [16, 235]
+        (:func:`src.imaging.colorspace.rgb_to_y_bt601_studio` at peak 255).
     """
-    if img.ndim < 3 or img.shape[-3] != 3:
-        raise ValueError(f"rgb_to_y expects a (..., 3, H, W) tensor, got shape {tuple(img.shape)}")
-    img = img.to(torch.float64)
-    r, g, b = img.unbind(dim=-3)
-    # imlincomb's order: K1*R + K2*G + K3*B + offset, accumulated in double.
-    y = _Y_COEFFS[0] * r + _Y_COEFFS[1] * g + _Y_COEFFS[2] * b + 16.0
+    y = rgb_to_y_bt601_studio(img.to(torch.float64), peak=255.0)[..., 0, :, :]
     return _round_half_away(y) if rounding else y
 
 
-def rgb_to_gray(img: torch.Tensor, rounding: bool = True) -> torch.Tensor:
-    """MATLAB ``rgb2gray`` of a uint8-valued RGB image: float64 (..., 3, H, W) in [0, 255] -> (..., H, W).
+def quantized_gray(img: torch.Tensor, rounding: bool = True) -> torch.Tensor:
+    """MATLAB ``rgb2gray`` of a uint8-valued RGB image: float64 (..., 3, H, W) in [0, 255] -> (..., H, W),
+    rounded half away from zero unless ``rounding=False`` (:func:`src.imaging.colorspace.rgb_to_gray_matlab`).
 
     Full range (weights sum to 1), so an image with R = G = B gives back its gray values.
     """
-    if img.ndim < 3 or img.shape[-3] != 3:
-        raise ValueError(f"rgb_to_gray expects a (..., 3, H, W) tensor, got shape {tuple(img.shape)}")
-    img = img.to(torch.float64)
-    r, g, b = img.unbind(dim=-3)
-    gray = _GRAY_COEFFS[0] * r + _GRAY_COEFFS[1] * g + _GRAY_COEFFS[2] * b
+    gray = rgb_to_gray_matlab(img.to(torch.float64))[..., 0, :, :]
     return _round_half_away(gray) if rounding else gray
 
 
@@ -147,12 +138,12 @@ def prepare_for_scoring(
 
     if hr_q.shape[0] == 1:  # gray ground truth: score gray values, no Y conversion (MATLAB test code)
         if sr_q.shape[0] == 3:
-            sr_q = rgb_to_gray(sr_q, rounding=y_rounding).unsqueeze(0)
+            sr_q = quantized_gray(sr_q, rounding=y_rounding).unsqueeze(0)
         return sr_q, hr_q
     if channel == "y":
         return (
-            rgb_to_y(sr_q, rounding=y_rounding).unsqueeze(0),
-            rgb_to_y(hr_q, rounding=y_rounding).unsqueeze(0),
+            quantized_y(sr_q, rounding=y_rounding).unsqueeze(0),
+            quantized_y(hr_q, rounding=y_rounding).unsqueeze(0),
         )
     return sr_q, hr_q
 

@@ -44,7 +44,7 @@ import torch
 from scipy.special import gamma as _gamma_fn
 
 from src.degradations.resize import imresize
-from src.metrics.fidelity import quantize, rgb_to_gray, rgb_to_y
+from src.metrics.fidelity import quantize, quantized_gray, quantized_y
 
 __all__ = [
     "NIQE_BLOCK_SIZE",
@@ -270,9 +270,9 @@ def matlab_luminance(img: torch.Tensor, convert_to: str = "y") -> torch.Tensor:
     q = quantize(img.detach().cpu())  # uint8 values as float64
     if convert_to == "y":
         rgb = q.expand(3, -1, -1) if q.shape[0] == 1 else q  # gray = R = G = B
-        return rgb_to_y(rgb, rounding=True)
+        return quantized_y(rgb, rounding=True)
     if convert_to == "gray":
-        return q[0] if q.shape[0] == 1 else rgb_to_gray(q, rounding=True)
+        return q[0] if q.shape[0] == 1 else quantized_gray(q, rounding=True)
     raise ValueError(f"convert_to must be 'y' or 'gray', got {convert_to!r}")
 
 

@@ -132,8 +132,8 @@ def test_upscale_folder_with_a_bad_file_resumes(tmp_path):
     (out / "good0_x2.png").unlink()
     (out / "good1_x2.png").write_bytes((out / "good1_x2.png").read_bytes()[:300])
     kept = (out / "good2_x2.png").stat().st_mtime_ns
+    from src.data.output_folders import BadInputsError
     from src.inference.upscale import upscale
-    from src.storage.output_folders import BadInputsError
 
     with pytest.raises(BadInputsError):
         upscale(_compose("upscale", args))
@@ -151,7 +151,7 @@ def test_upscale_folder_with_a_bad_file_resumes(tmp_path):
 def test_degrade_folder_with_a_bad_file_resumes_reproducibly(tmp_path):
     broken_folder(tmp_path / "in", good=3)
     from src.data.degraded_examples import degrade
-    from src.storage.output_folders import BadInputsError
+    from src.data.output_folders import BadInputsError
 
     def run(out: Path):
         cfg = _compose("degrade", [f"input={tmp_path / 'in'}", f"output={out}", "degradation=classical",

@@ -66,7 +66,7 @@ def test_gray_as_rgb_scores_the_y_of_the_replicated_gray(benchmarks_root):
     and the PSNR rises by exactly 20·log10(255/219) = 1.3228 dB (unrounded Y, float SR)."""
     from src.degradations import imresize
     from src.evaluation.benchmark import score_set
-    from src.evaluation.metric_suite import MetricSuite
+    from src.metrics.suite import MetricSuite
 
     as_gray = [i for i in load_benchmark_set(benchmarks_root, "Set14", 4) if i.name == "bridge.png"]
     as_rgb = [i for i in load_benchmark_set(benchmarks_root, "Set14", 4, gray="as_rgb") if i.name == "bridge.png"]
@@ -100,8 +100,8 @@ def test_quantize_lr_false_keeps_imresize_of_the_double_hr(benchmarks_root):
 
 def test_quantize_sr_false_scores_the_float_sr():
     """PSNR with ``quantize_sr=False``: the float SR's MATLAB Y (not rounded) against the HR's, by hand."""
-    from src.evaluation.metric_suite import MetricSuite
     from src.metrics import psnr
+    from src.metrics.suite import MetricSuite
 
     g = torch.Generator().manual_seed(3)
     hr = (torch.rand(3, 40, 36, generator=g) * 255).round() / 255

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from src.evaluation.metric_suite import MetricSuite, build_metric_suite
 from src.evaluation.results import ImageScore, summarize, write_csv
 from src.metrics import niqe, psnr, rmse_y
+from src.metrics.suite import MetricSuite, build_metric_suite
 
 
 def pair(seed: int, size: int = 120) -> tuple[torch.Tensor, torch.Tensor]:

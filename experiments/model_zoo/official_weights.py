@@ -30,8 +30,8 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 import src.config.validation  # noqa: E402,F401  (resolvers)
 from src.evaluation.benchmark import benchmark_options, load_benchmark_set, score_set  # noqa: E402
-from src.evaluation.metric_suite import build_metric_suite  # noqa: E402
 from src.methods.loading import build_eval_model  # noqa: E402
+from src.metrics.suite import build_metric_suite  # noqa: E402
 
 # (model, file, scales, extra overrides)
 JOBS = [

@@ -29,7 +29,7 @@ from omegaconf import MISSING
 
 @dataclass
 class MetricsConfig:
-    """``metrics``: what validation / evaluation computes (src/evaluation/metric_suite.py)."""
+    """``metrics``: what validation / evaluation computes (src/metrics/suite.py)."""
 
     names: list[str] = MISSING
     y_rounding: bool = MISSING

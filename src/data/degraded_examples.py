@@ -22,7 +22,7 @@ from src.config.schema import DegradeConfig
 from src.config.validation import ConfigError, validate
 from src.data.batch import SRBatch
 from src.data.checks import check_image, check_images
-from src.storage.output_folders import BadInputsError, record_settings, same_settings
+from src.data.output_folders import BadInputsError, record_settings, same_settings
 
 log = logging.getLogger(__name__)
 

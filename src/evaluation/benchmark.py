@@ -26,8 +26,8 @@ import torch
 
 from src.data.image_io import list_images, load_image
 from src.degradations import imresize, modcrop
-from src.evaluation.metric_suite import MetricSuite
 from src.evaluation.results import ImageScore
+from src.metrics.suite import MetricSuite
 
 LR_MODES = ("auto", "files", "generate")
 GRAY_MODES = ("as_gray", "as_rgb")

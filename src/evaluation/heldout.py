@@ -10,9 +10,9 @@ import torch
 from src.data.batch import collate
 from src.degradations import imresize
 from src.degradations.base import Degradation
-from src.evaluation.metric_suite import MetricSuite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel, stack_vertically
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
+from src.metrics.suite import MetricSuite
 
 
 @torch.no_grad()

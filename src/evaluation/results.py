@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from src.evaluation.metric_suite import MetricSuite
+from src.metrics.suite import MetricSuite
 from src.storage.atomic import atomic_write
 
 

@@ -13,11 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 from src.config.schema import EvaluateConfig
 from src.config.validation import ConfigError, validate
 from src.evaluation.benchmark import benchmark_options, load_benchmark_set, score_set
-from src.evaluation.metric_suite import build_metric_suite
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
 from src.methods.loading import build_eval_model
 from src.metrics.efficiency import count_parameters
+from src.metrics.suite import build_metric_suite
 from src.storage.atomic import write_text
 from src.weights.auto_model import is_auto
 from src.weights.files import read_hparams

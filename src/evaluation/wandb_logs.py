@@ -12,6 +12,8 @@ and ``files/config.yaml`` instead; those are read when present.
 from __future__ import annotations
 
 import json
+import netrc
+import os
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from src.config.validation import ConfigError
+
+
+def wandb_is_configured() -> bool:
+    """True when the user set W&B up for uploading: WANDB_MODE=online, WANDB_API_KEY, or `wandb login`."""
+    if os.environ.get("WANDB_MODE", "").lower() == "online" or os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc_path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        auth = netrc.netrc(netrc_path).authenticators("api.wandb.ai")
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+    return auth is not None
 
 
 @dataclass
@@ -169,7 +183,6 @@ def _read_wandb_config(path: Path) -> dict[str, Any]:
 def fetch_wandb_project(path: str, timeout: int = 30) -> list[WandbRun]:
     """Every run of the W&B project ``<entity>/<project>`` through the public API (needs network access and
     an API key: ``WANDB_API_KEY`` or ``wandb login``)."""
-    from src.training.loggers import wandb_is_configured
 
     hint = (f"runs={path} (not a folder here) is read as a W&B project from W&B's servers: that needs network "
             "access and a W&B API key "

@@ -5,7 +5,7 @@ tile (``src.inference.tiling``; optionally inside the x8 self-ensemble), optiona
 ``<output>/<stem><suffix>.png`` with the input's channel layout and bit depth. Grayscale images go through the
 network as RGB and come back as luma; an alpha channel is upscaled separately (MATLAB bicubic) and re-attached.
 Existing outputs are never overwritten unless ``overwrite=true``; a rerun with the same settings resumes
-(``src.storage.output_folders``): finished outputs are kept, unreadable inputs are skipped and listed, and the run
+(``src.data.output_folders``): finished outputs are kept, unreadable inputs are skipped and listed, and the run
 then fails.
 """
 
@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from src.config.schema import UpscaleConfig
 from src.config.validation import ConfigError, check_schema_keys, drop_training_groups, validate
 from src.data.checks import check_image, check_images
+from src.data.output_folders import BadInputsError, file_stamp, record_settings, same_settings
 from src.imaging.colorspace import rgb_to_luma_bt601
 from src.inference.image_files import (
     OutputExistsError,
@@ -35,7 +36,6 @@ from src.inference.image_files import (
     write_output,
 )
 from src.storage.atomic import check_writable
-from src.storage.output_folders import BadInputsError, file_stamp, record_settings, same_settings
 from src.zoo import resolve_weight_keys
 
 log = logging.getLogger(__name__)

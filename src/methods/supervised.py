@@ -19,7 +19,6 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 from src.config.schema import RecipeConfig, keys_of
 from src.data.batch import SRBatch
 from src.degradations import imresize
-from src.evaluation.metric_suite import build_metric_suite
 from src.imaging.colorspace import rgb_to_y_bt601_studio
 from src.losses import PixelLoss
 from src.methods.guard import (
@@ -31,6 +30,7 @@ from src.methods.guard import (
 )
 from src.methods.resume import reconcile_lr_schedulers
 from src.methods.sr_forward import SRForward
+from src.metrics.suite import build_metric_suite
 from src.weights.checkpoints import load_into
 
 INPUT_MODES = ("lr", "bicubic")

@@ -1,1 +1,1 @@
-"""Writing results safely: atomic files (:mod:`.atomic`) and unique output folders (:mod:`.output_folders`)."""
+"""Writing results safely: atomic files, folders and moves (:mod:`.atomic`)."""

@@ -4,28 +4,17 @@ W&B run per Hydra job (name, group, job type and tags from the job; the previous
 from __future__ import annotations
 
 import logging
-import netrc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning.pytorch.loggers import WandbLogger
 
+from src.evaluation.wandb_logs import wandb_is_configured
+
 log = logging.getLogger(__name__)
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 TAG_GROUPS = ("model", "data", "degradation", "loss", "experiment", "hparams_search")  # become W&B run tags
-
-
-def wandb_is_configured() -> bool:
-    """True when the user set W&B up for uploading: WANDB_MODE=online, WANDB_API_KEY, or `wandb login`."""
-    if os.environ.get("WANDB_MODE", "").lower() == "online" or os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc_path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    try:
-        auth = netrc.netrc(netrc_path).authenticators("api.wandb.ai")
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-    return auth is not None
 
 
 def resolve_wandb_mode(mode: str) -> str:

@@ -20,8 +20,8 @@ from src.config.schema import RecipeConfig, TrainConfig, keys_of
 from src.config.validation import ConfigError, check_keys, validate
 from src.data.batch import collate
 from src.evaluation.heldout import heldout_report
-from src.evaluation.metric_suite import build_metric_suite
 from src.methods.guard import DivergenceError, guard_settings
+from src.metrics.suite import build_metric_suite
 from src.storage.atomic import check_writable
 from src.training.callbacks import (
     AtomicCheckpointIO,
@@ -249,7 +249,7 @@ def _under_optuna() -> bool:
 def check_objective(cfg: DictConfig) -> tuple[str, str]:
     """(metric, direction) of ``objective``; the metric must be one that validation computes."""
     from src.config.validation import objective_direction
-    from src.evaluation.metric_suite import ALL_METRICS
+    from src.metrics.suite import ALL_METRICS
 
     metric = str(cfg.objective)
     names = {"psnr_y", "ssim_y", *cfg.metrics.names}

@@ -13,8 +13,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from src.config.command_line import check_command_line
+from src.config.ranges import RANGES
 from src.config.schema import ENTRY_SCHEMAS, TrainConfig, keys_of
-from src.config.validation import RANGES, ConfigError, validate
+from src.config.validation import ConfigError, validate
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED = {  # the ??? keys of each entry point

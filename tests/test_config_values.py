@@ -1,4 +1,4 @@
-"""Every numeric knob is type- and range-checked before anything runs (`RANGES` in src/config/validation.py)."""
+"""Every numeric knob is type- and range-checked before anything runs (`RANGES` in src/config/ranges.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from src.config.ranges import Range, check_values
 from src.config.schema import TrainConfig
-from src.config.validation import ConfigError, Range, check_values, validate
+from src.config.validation import ConfigError, validate
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

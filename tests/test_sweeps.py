@@ -151,7 +151,7 @@ def test_slurm_launcher_sets_trainer_nodes_and_devices():
     from omegaconf import OmegaConf
 
     from src.config.validation import ConfigError
-    from src.training.run import slurm_trainer_resources
+    from src.training.cluster import slurm_trainer_resources
 
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["hydra/launcher=slurm", "hydra.launcher.nodes=2",
@@ -174,7 +174,7 @@ def test_slurm_launcher_sets_trainer_nodes_and_devices():
 def test_requeued_job_resumes_from_last_checkpoint(tmp_path, monkeypatch):
     import torch
 
-    from src.training.run import requeue_resume_path
+    from src.training.cluster import requeue_resume_path
 
     run = tmp_path / "run"
     ok(run_cli("src.train", *SMOKE, "logger=[csv]", f"hydra.run.dir={run}"))

@@ -27,7 +27,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from src.config.validation import HYDRA_KEYS, _parameters, trainer_parameters, unknown_key_message
+from src.config.validation import HYDRA_KEYS, target_parameters, trainer_parameters, unknown_key_message
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 RUN_FLAGS = ("-m", "--multirun")
@@ -78,7 +78,7 @@ def _node_keys(node: DictConfig, path: list[str]) -> tuple[set[str], set[str]]:
         try:
             from hydra.utils import get_object
 
-            names, _ = _parameters(get_object(str(target)))
+            names, _ = target_parameters(get_object(str(target)))
             extra = names - keys - CODE_ARGUMENTS
         except Exception:  # noqa: BLE001 - an unimportable target is reported by the entry point's validation
             pass

@@ -7,7 +7,7 @@ refused when the config is composed. The schemas hold the keys and their types (
 here); the values live in ``conf/``.
 
 Types: text and switches are typed (``str``, ``bool``, lists of ``str``); numeric knobs are ``Any`` here because
-:data:`src.config.validation.RANGES` checks their type and range with one message per key (``data.patch_size=7.5:
+:data:`src.config.ranges.RANGES` checks their type and range with one message per key (``data.patch_size=7.5:
 expected an integer >= 1``), which also covers values that OmegaConf would coerce (``true`` -> 1). Nodes whose keys
 depend on a group option (``model``, ``degradation``, ``data``'s data-set specific keys, ``logger``, ``strategy``)
 are ``Any``: their keys are checked against the constructor of their ``_target_``.

@@ -16,7 +16,8 @@ from src.config.validation import ConfigError, validate
 from src.evaluation.benchmark import benchmark_options, load_benchmark_set, score_set
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
-from src.evaluation.run import _check_tiling, _save_sample, pick_device, with_inference_options
+from src.evaluation.run import check_tiling, save_sample, with_inference_options
+from src.inference.upscale import pick_device
 from src.methods.loading import LIGHTNING_NET_PREFIXES, build_eval_model
 from src.metrics.efficiency import count_parameters
 from src.metrics.suite import build_metric_suite
@@ -195,7 +196,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     from src.evaluation.plots import plot_perception_distortion
 
     validate(cfg, EvaluateConfig, trainer_key=None)  # with benchmarks.*, samples.*, compare.*
-    _check_tiling(cfg)
+    check_tiling(cfg)
     lr_options = benchmark_options(cfg.benchmarks)
     compare = cfg.get("compare") or OmegaConf.create({"images": [], "crop": 96, "plot_metric": "auto"})
     if cfg.ckpt_path:
@@ -252,7 +253,7 @@ def evaluate_methods(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
                     continue
                 if _wanted(samples_wanted, set_name, img.name):
                     for name, sr in outputs[img.name].items():
-                        _save_sample(img, sr, scale, name, cfg.samples.crop, out_dir / "samples", set_name)
+                        save_sample(img, sr, scale, name, cfg.samples.crop, out_dir / "samples", set_name)
                 if _wanted(compare_wanted, set_name, img.name):
                     shown.update({img.name, f"{set_name}/{img.name}"})
                     labels = {name: f"{name} {psnrs[(name, img.name)]:.2f} dB" for name in outputs[img.name]}

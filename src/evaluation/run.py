@@ -15,6 +15,7 @@ from src.config.validation import ConfigError, validate
 from src.evaluation.benchmark import benchmark_options, load_benchmark_set, score_set
 from src.evaluation.panels import comparison_panel, detailed_crop, save_panel
 from src.evaluation.results import ImageScore, SetScore, markdown_table, summarize, write_csv
+from src.inference.upscale import pick_device
 from src.methods.loading import build_eval_model
 from src.metrics.efficiency import count_parameters
 from src.metrics.suite import build_metric_suite
@@ -58,16 +59,10 @@ def with_inference_options(model, scale: int, ensemble: bool, postprocess: str, 
     return run
 
 
-def _check_tiling(cfg: DictConfig) -> None:
+def check_tiling(cfg: DictConfig) -> None:
     if cfg.tile and cfg.tile_overlap >= cfg.tile:
         raise ConfigError(f"tile_overlap={cfg.tile_overlap} must be smaller than tile={cfg.tile} (or tile=0: whole "
                           "images)")
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _scales(cfg: DictConfig) -> list[int]:
@@ -108,7 +103,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
         return evaluate_methods(cfg, out_dir)
     validate(cfg, EvaluateConfig, trainer_key=None)  # with benchmarks.*, samples.*, compare.*
     resolve_weight_keys(cfg.model, "weights")  # a file or a model name (src.zoo)
-    _check_tiling(cfg)
+    check_tiling(cfg)
     lr_options = benchmark_options(cfg.benchmarks)
     _resolve_auto(cfg)
     out_dir = Path(out_dir)
@@ -132,7 +127,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
             scores.extend(set_scores)
             for img in images:
                 if img.name in kept:
-                    _save_sample(img, kept[img.name], scale, name, cfg.samples.crop, out_dir / "samples", set_name)
+                    save_sample(img, kept[img.name], scale, name, cfg.samples.crop, out_dir / "samples", set_name)
     summary = summarize(scores, suite)
     for row in summary:
         row.values["params"] = params[row.scale]
@@ -145,7 +140,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> list[SetScore]:
     return summary
 
 
-def _save_sample(img, sr: torch.Tensor, scale: int, method: str, crop: int, folder: Path, set_name: str) -> None:
+def save_sample(img, sr: torch.Tensor, scale: int, method: str, crop: int, folder: Path, set_name: str) -> None:
     from src.degradations import imresize
 
     hr = img.hr if img.hr.shape[0] == 3 else img.hr.expand(3, -1, -1)

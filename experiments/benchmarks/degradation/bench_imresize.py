@@ -17,7 +17,6 @@ import argparse
 import datetime
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from experiments.benchmarks.machine import cpu_name  # noqa: E402
 from src.degradations import imresize  # noqa: E402
 
 
@@ -68,16 +68,6 @@ def np_imresize(img: np.ndarray, scale: float) -> np.ndarray:
     for j in range(out_w):
         out[:, j] = np.tensordot(tmp[:, iw[j]], ww[j], axes=([1], [0]))
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(fn, iters: int) -> float:

@@ -29,7 +29,6 @@ import datetime
 import functools
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +42,7 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from experiments.benchmarks.machine import cpu_name  # noqa: E402
 from src.data.batch import SRBatch  # noqa: E402
 from src.degradations import RealESRGANDegradation, filter2d, jpeg, usm_sharp  # noqa: E402
 from src.degradations.kernels import random_blur_kernels  # noqa: E402
@@ -219,16 +219,6 @@ def loop_degrade(batch: np.ndarray, rng: np.random.Generator, be: Backend, scale
 
 
 # ---- timing ---------------------------------------------------------------------------------------------------------
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def timed(fn, iters: int) -> list[float]:
     fn()  # warm-up
     times = []

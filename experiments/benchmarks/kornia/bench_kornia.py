@@ -29,7 +29,6 @@ import argparse
 import datetime
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,21 +43,12 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from experiments.benchmarks.machine import cpu_name  # noqa: E402
 from src.data.datasets import augment  # noqa: E402
 from src.degradations import filter2d, imresize, jpeg, usm_sharp  # noqa: E402
 from src.degradations.kernels import random_blur_kernels  # noqa: E402
 from src.degradations.noise import rgb_to_gray  # noqa: E402
 from src.degradations.sharpen import gaussian_blur, gaussian_kernel1d  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def interleaved(fns: dict, rounds: int) -> dict[str, float]:
